@@ -58,6 +58,44 @@ type Store struct {
 	history []Event // ring, oldest first once full
 	histPos int
 	subs    map[*subscriber]struct{}
+	admit   []AdmitFunc
+}
+
+// Operation names a write for admission.
+type Operation string
+
+// The operations an AdmitFunc sees.
+const (
+	OpCreate Operation = "CREATE"
+	OpUpdate Operation = "UPDATE"
+	OpDelete Operation = "DELETE"
+)
+
+// AdmitFunc is one step of the store's admission chain, the way an API
+// server runs defaulting, allocation and validation on every write,
+// whichever client makes it. For OpCreate and OpUpdate, obj is the store's
+// own copy of the incoming object and may be changed (defaults, allocated
+// addresses); old is the stored object (nil on create). For OpDelete, obj
+// is nil and old is the object being removed for good (a returned error is
+// logged by nobody and ignored: deletions always happen). Status-only
+// writes skip admission. An AdmitFunc runs under the store's lock: it must
+// be quick and must never call the store.
+type AdmitFunc func(op Operation, obj, old Object) error
+
+// Use appends steps to the admission chain. Call before writes begin.
+func (s *Store) Use(steps ...AdmitFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admit = append(s.admit, steps...)
+}
+
+func (s *Store) admitLocked(op Operation, obj, old Object) error {
+	for _, a := range s.admit {
+		if err := a(op, obj, old); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewStore returns an empty store.
@@ -199,6 +237,12 @@ func (s *Store) Create(obj Object) (Object, error) {
 	if _, ok := s.objects[k][key]; ok {
 		return nil, apierrors.NewAlreadyExists(k.GVK.GroupVersion().WithResource(k.Resource).GroupResource(), o.GetName())
 	}
+	if err := s.admitLocked(OpCreate, o, nil); err != nil {
+		return nil, err
+	}
+	if KeyOf(o) != key {
+		return nil, apierrors.NewBadRequest("admission may not change an object's name or namespace")
+	}
 	o.SetUID(uuid.NewUUID())
 	o.SetCreationTimestamp(metav1.NewTime(s.now()))
 	o.SetDeletionTimestamp(nil)
@@ -318,6 +362,12 @@ func (s *Store) update(obj Object, statusOnly, checkVersion bool) (Object, error
 		o.SetGeneration(cur.GetGeneration())
 		if st, ok := statusOf(o); ok {
 			st.Set(reflect.ValueOf(cur.DeepCopyObject()).Elem().FieldByName("Status"))
+		}
+		if err := s.admitLocked(OpUpdate, o, cur); err != nil {
+			return nil, err
+		}
+		if KeyOf(o) != key {
+			return nil, apierrors.NewBadRequest("admission may not change an object's name or namespace")
 		}
 		if !specEqual(cur, o) {
 			o.SetGeneration(cur.GetGeneration() + 1)
@@ -448,6 +498,7 @@ func (s *Store) Delete(k *Kind, namespace, name string, opts DeleteOptions) erro
 }
 
 func (s *Store) removeLocked(k *Kind, key string, cur Object) error {
+	_ = s.admitLocked(OpDelete, nil, cur)
 	delete(s.objects[k], key)
 	o := copyObject(k, cur)
 	rv, rvs := s.nextRV()

@@ -265,3 +265,39 @@ func TestRecorderAggregates(t *testing.T) {
 		t.Fatalf("events: %d, count %v", len(evs), evs)
 	}
 }
+
+func TestAdmissionChain(t *testing.T) {
+	s := NewStore()
+	var released []string
+	s.Use(func(op Operation, obj, old Object) error {
+		switch op {
+		case OpCreate, OpUpdate:
+			sv := obj.(*corev1.Service)
+			if sv.Spec.Type == "" {
+				sv.Spec.Type = corev1.ServiceTypeClusterIP // a default
+			}
+			if sv.Spec.Ports[0].Port > 65535 {
+				return apierrors.NewBadRequest("port out of range")
+			}
+		case OpDelete:
+			released = append(released, old.GetName())
+		}
+		return nil
+	})
+	o, err := s.Create(svc("a"))
+	if err != nil || o.(*corev1.Service).Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Fatalf("default not applied: %v", err)
+	}
+	bad := svc("a")
+	bad.Spec.Ports[0].Port = 70000
+	if _, err := s.Update(bad); err == nil {
+		t.Fatal("admission error not returned")
+	}
+	if got, _ := Get[*corev1.Service](s, "default", "a"); got.Spec.Ports[0].Port != 80 {
+		t.Fatal("rejected update changed the object")
+	}
+	s.Delete(KindService, "default", "a", DeleteOptions{})
+	if len(released) != 1 {
+		t.Fatal("delete not seen by admission")
+	}
+}
