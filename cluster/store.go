@@ -684,6 +684,10 @@ type WatchOptions struct {
 	Namespace       string          // "" for all namespaces
 	Selector        labels.Selector // nil for all
 	ResourceVersion string          // "" or "0": start with the current state as ADDED events
+	// Filter, when set, is a further condition an object must meet (a
+	// field selector), applied like Selector: an object that stops or
+	// starts meeting it is sent as DELETED or ADDED.
+	Filter func(Object) bool
 	// SendInitialEvents sends the current state as ADDED events followed
 	// by a BOOKMARK annotated k8s.io/initial-events-end, as an API server
 	// does for client-go's streaming lists (WatchList).
@@ -754,6 +758,9 @@ func (w *watcher) matches(o Object) bool {
 		return false
 	}
 	if w.opts.Namespace != "" && o.GetNamespace() != w.opts.Namespace {
+		return false
+	}
+	if w.opts.Filter != nil && !w.opts.Filter(o) {
 		return false
 	}
 	return w.opts.Selector == nil || w.opts.Selector.Matches(labels.Set(o.GetLabels()))

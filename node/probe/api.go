@@ -54,7 +54,10 @@ type Target struct {
 	IP        string // pod IP: the default host of httpGet, tcpSocket and grpc
 	// Exec runs cmd in the container's context (its environment, its
 	// sandbox) and returns combined output and exit code; it must honour
-	// ctx (the probe's timeout) by killing what it started.
+	// ctx (the probe's timeout) by killing what it started. A command
+	// that ran returns err nil (or an *exec.ExitError, or any error with
+	// exitCode > 0); any other error means it could not be run, which
+	// kubelet treats as a probe error, not a failure.
 	Exec func(ctx context.Context, cmd []string) (output []byte, exitCode int, err error)
 }
 
@@ -73,6 +76,10 @@ type ContainerState struct {
 	Running   bool      // the process is running
 	StartedAt time.Time // when this instance started running
 	Started   bool      // the startup probe has succeeded (or there is none)
+	// Terminating: the pod is being deleted. Liveness and startup workers
+	// then report Success and stop probing this container, as kubelet
+	// does on graceful shutdown. Optional; false keeps probing.
+	Terminating bool
 }
 
 // Recorder is what workers need of cluster.Recorder.
@@ -95,7 +102,12 @@ type WorkerConfig struct {
 	// thresholds: Success after successThreshold consecutive successes,
 	// Failure after failureThreshold consecutive failures. After a Failure
 	// of a liveness or startup probe the worker holds until the container
-	// ID changes (the node restarts the container), as kubelet does.
+	// ID changes (the node restarts the container), as kubelet does; a
+	// startup worker also stops once it has succeeded (kubelet #117153).
+	// When a new container ID is first seen, OnResult(id, initial value)
+	// is called (Readiness Failure, Liveness Success, Startup Unknown);
+	// a readiness worker reports Failure for a container that is not
+	// running. It is called from the worker's goroutine; keep it quick.
 	OnResult func(id string, r Result)
 	Recorder Recorder     // Unhealthy events; may be nil
 	Metrics  *Metrics     // may be nil

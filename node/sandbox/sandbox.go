@@ -1,0 +1,48 @@
+// Package sandbox owns a pod's network sandbox on this node: the address
+// (or addresses) a pod gets, and how a container's process is placed into
+// the pod's network. The node (package node) calls Setup before it starts
+// a pod's first container, Prepare on every process it starts for the pod
+// (containers, exec probes, exec hooks) and Teardown once the pod's last
+// process has stopped.
+//
+// Two kinds are planned: Loopback (here: every pod gets its own address
+// inside 127.0.0.0/8, no root needed) and a netns sandbox (a network
+// namespace per pod, through the CNI plugin) in a later issue. This
+// package never starts or kills processes and never writes pod status.
+package sandbox
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Network is what a pod's sandbox gives it: the pod's addresses (at most
+// one per IP family, the primary first, as status.podIPs) and the node's
+// address as the pod sees it (status.hostIP).
+type Network struct {
+	IPs    []netip.Addr
+	HostIP netip.Addr
+}
+
+// Sandbox sets up and tears down pods' network sandboxes.
+type Sandbox interface {
+	// Name is the kind of sandbox: "loopback" (later "netns").
+	Name() string
+	// Setup creates the pod's sandbox, or returns the existing one: it is
+	// idempotent per pod UID.
+	Setup(ctx context.Context, pod *corev1.Pod) (Network, error)
+	// Prepare adapts a command (a container's process, an exec probe, an
+	// exec hook) so that it runs inside the pod's sandbox. Called before
+	// cmd.Start; it may change cmd.Path, Args, Env or SysProcAttr but keeps
+	// what the caller set (process group, parent-death signal).
+	Prepare(pod *corev1.Pod, cmd *exec.Cmd) error
+	// Teardown removes the pod's sandbox and releases its addresses. It is
+	// idempotent: tearing down an unknown pod is not an error.
+	Teardown(ctx context.Context, pod *corev1.Pod) error
+	// PodCIDR is the range pods' addresses come from (spec.podCIDR of the
+	// node).
+	PodCIDR() netip.Prefix
+}

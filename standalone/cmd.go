@@ -1,0 +1,101 @@
+package standalone
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// NewUpCommand returns `switchboard up`. stateDir points at the root
+// command's --state-dir value (resolved to a default when empty).
+func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func() *slog.Logger) *cobra.Command {
+	var (
+		paths        []string
+		nodeName     string
+		podCIDR      string
+		serviceCIDR  string
+		apiAddr      string
+		network      string
+		readyTimeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "up -f FILE_OR_DIR [-f ...]",
+		Short: "Run the manifests' pods on this host as a one-node cluster",
+		Long: `up turns this host into a one-node cluster for ordinary Kubernetes manifests:
+every pod runs as local processes with an IP of its own, probes run as kubelet
+runs them, Deployments roll, Services get cluster IPs and EndpointSlices follow
+pod readiness. The manifests are watched: edit, add or delete files and the
+node follows. Ctrl-C stops everything.
+
+Pods run their containers' command and args as host processes; images are
+not pulled. A command "switchboard" runs this binary (see switchboard demo).
+
+The loopback sandbox needs no root: pods get addresses in 127.244.0.0/16 and
+services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if network != "loopback" {
+				return fmt.Errorf("--network %q: only the loopback sandbox exists so far", network)
+			}
+			pc, err := netip.ParsePrefix(podCIDR)
+			if err != nil {
+				return fmt.Errorf("--pod-cidr: %w", err)
+			}
+			sc, err := netip.ParsePrefix(serviceCIDR)
+			if err != nil {
+				return fmt.Errorf("--service-cidr: %w", err)
+			}
+			dir := *stateDir
+			if dir == "" {
+				dir = defaultStateDir()
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			cmd.SilenceUsage = true
+			return Up(ctx, Config{
+				Paths:        paths,
+				StateDir:     dir,
+				NodeName:     nodeName,
+				PodCIDR:      pc.Masked(),
+				ServiceCIDR:  sc.Masked(),
+				APIAddr:      apiAddr,
+				ReadyTimeout: readyTimeout,
+				Out:          cmd.OutOrStdout(),
+				Logger:       logger(),
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&paths, "filename", "f", nil, "manifest file or directory (recursive); repeatable")
+	f.StringVar(&nodeName, "node-name", "node-1", "name of this node")
+	f.StringVar(&podCIDR, "pod-cidr", DefaultPodCIDR.String(), "range of pod addresses")
+	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs (its tenth address is cluster DNS)")
+	f.StringVar(&apiAddr, "api-addr", "", "also serve the local API on this TCP address, e.g. 127.0.0.1:8001")
+	f.StringVar(&network, "network", "loopback", "pod sandbox: loopback (no root needed)")
+	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
+	return cmd
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits at once (child processes die with the node: they are started with
+// a parent-death signal, and the next start cleans what is left).
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ch
+		cancel()
+		<-ch
+		fmt.Fprintln(os.Stderr, "second signal: exiting now")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

@@ -1,0 +1,271 @@
+// Package standalone owns `switchboard up`: it turns one host into a
+// working cluster node for ordinary Kubernetes manifests. It builds the
+// cluster.Store with its admission chain, starts the manifest source, the
+// controllers, the node (kubelet-lite) and the local API, prints progress
+// and a summary, and on a signal stops them in the right order so that no
+// process, lock or socket is left behind. It holds no logic of its own
+// beyond that wiring: each part lives in its own package.
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/cluster/admission"
+	"github.com/switchboard-dev/switchboard/cluster/controllers"
+	"github.com/switchboard-dev/switchboard/cluster/manifests"
+	"github.com/switchboard-dev/switchboard/localapi"
+	"github.com/switchboard-dev/switchboard/node"
+	"github.com/switchboard-dev/switchboard/node/sandbox"
+)
+
+// Version is the version reported by the node and the local API.
+var Version = "v0.1.0-dev"
+
+// Defaults of the loopback sandbox: every address inside 127.0.0.0/8 is
+// local on Linux, so pods and services get addresses of their own without
+// root.
+var (
+	DefaultPodCIDR     = netip.MustParsePrefix("127.244.0.0/16")
+	DefaultServiceCIDR = netip.MustParsePrefix("127.96.0.0/16")
+)
+
+// Config configures Up.
+type Config struct {
+	Paths       []string     // manifest files and directories
+	StateDir    string       // lock, api.sock, pod logs
+	NodeName    string       // default "node-1"
+	PodCIDR     netip.Prefix // default DefaultPodCIDR
+	ServiceCIDR netip.Prefix // default DefaultServiceCIDR
+	APIAddr     string       // also serve the local API on this TCP address (e.g. 127.0.0.1:8001); "" for the socket only
+	Executable  string       // the binary pods run for command "switchboard"; default os.Executable()
+	// ReadyTimeout bounds how long Up waits for every pod before printing
+	// the summary anyway. Default 60s.
+	ReadyTimeout time.Duration
+	Out          io.Writer // progress and summary; default os.Stdout
+	Logger       *slog.Logger
+}
+
+// Up runs a node until ctx is done, then stops everything it started.
+func Up(ctx context.Context, cfg Config) error {
+	if cfg.NodeName == "" {
+		cfg.NodeName = "node-1"
+	}
+	if !cfg.PodCIDR.IsValid() {
+		cfg.PodCIDR = DefaultPodCIDR
+	}
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = DefaultServiceCIDR
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 60 * time.Second
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(cfg.Paths) == 0 {
+		return errors.New("no manifests: pass -f FILE_OR_DIR (for example -f examples/quickstart)")
+	}
+	for _, p := range cfg.Paths {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("manifests: %w", err)
+		}
+	}
+	if cfg.PodCIDR.Overlaps(cfg.ServiceCIDR) {
+		return fmt.Errorf("the pod CIDR %s overlaps the service CIDR %s", cfg.PodCIDR, cfg.ServiceCIDR)
+	}
+	start := time.Now()
+	p := &progress{out: cfg.Out, start: start}
+
+	lock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store := cluster.NewStore()
+	alloc, err := controllers.NewAllocator(controllers.Config{ServiceCIDR: cfg.ServiceCIDR, Logger: log})
+	if err != nil {
+		return err
+	}
+	store.Use(admission.Default, admission.Validate, alloc.Admit)
+	for _, ns := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		if _, err := store.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return fmt.Errorf("namespace %s: %w", ns, err)
+		}
+	}
+
+	sb, err := sandbox.NewLoopback(cfg.PodCIDR)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(node.Config{
+		Store:      store,
+		NodeName:   cfg.NodeName,
+		Sandbox:    sb,
+		StateDir:   cfg.StateDir,
+		Executable: cfg.Executable,
+		Recorder:   cluster.NewRecorder(store, "kubelet", cfg.NodeName),
+		Logger:     log.With("component", "node"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	mgr := controllers.New(store, controllers.Config{
+		ServiceCIDR: cfg.ServiceCIDR,
+		Logger:      log,
+		Registerer:  reg,
+		Recorder:    cluster.NewRecorder(store, "controller-manager", cfg.NodeName),
+	})
+	src := manifests.NewSource(store, cfg.Paths, manifests.Options{
+		Logger:     log.With("component", "manifests"),
+		Registerer: reg,
+	})
+
+	// Readiness of the whole node, for /readyz.
+	var readyMu sync.Mutex
+	readyErr := errors.New("starting")
+	setReady := func(err error) { readyMu.Lock(); readyErr = err; readyMu.Unlock() }
+	api := localapi.New(store, localapi.Options{
+		Logs:       n,
+		Gatherer:   reg,
+		Registerer: reg,
+		Ready:      func() error { readyMu.Lock(); defer readyMu.Unlock(); return readyErr },
+		Logger:     log.With("component", "localapi"),
+		Version:    Version,
+	})
+	sockPath := filepath.Join(cfg.StateDir, "api.sock")
+	var listeners []net.Listener
+	ul, err := localapi.ListenUnix(sockPath)
+	if err != nil {
+		return fmt.Errorf("local API socket: %w", err)
+	}
+	listeners = append(listeners, ul)
+	if cfg.APIAddr != "" {
+		tl, err := net.Listen("tcp", cfg.APIAddr)
+		if err != nil {
+			ul.Close()
+			return fmt.Errorf("local API address %s: %w", cfg.APIAddr, err)
+		}
+		listeners = append(listeners, tl)
+	}
+
+	// Components run under their own contexts so that they stop in order:
+	// the manifest source and the controllers first (nothing new is
+	// created), then the node (every process stopped), then the API.
+	var wg sync.WaitGroup
+	run := func(name string, ctx context.Context, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("component stopped", "component", name, "err", err)
+			}
+		}()
+	}
+	apiCtx, stopAPI := context.WithCancel(context.Background())
+	var apiWG sync.WaitGroup
+	for _, l := range listeners {
+		apiWG.Add(1)
+		go func() {
+			defer apiWG.Done()
+			if err := localapi.Serve(apiCtx, l, api); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				log.Error("local API", "err", err)
+			}
+		}()
+	}
+	p.printf("state directory %s; local API on %s", cfg.StateDir, sockPath)
+	if cfg.APIAddr != "" {
+		p.printf("local API also on http://%s", listeners[1].Addr())
+	}
+
+	ctrlCtx, stopCtrl := context.WithCancel(context.Background())
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	var nodeWG sync.WaitGroup
+	nodeWG.Add(1)
+	go func() {
+		defer nodeWG.Done()
+		if err := n.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("node stopped", "err", err)
+		}
+	}()
+	run("controllers", ctrlCtx, mgr.Run)
+
+	p.printf("node %s (loopback sandbox, pods %s, services %s, cluster DNS address %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR, alloc.DNSServiceIP())
+	problems := src.Load(ctrlCtx)
+	objs := 0
+	for _, k := range cluster.Kinds {
+		if k == cluster.KindEvent || k == cluster.KindNamespace || k == cluster.KindNode {
+			continue
+		}
+		l, _ := store.List(k, "", nil)
+		objs += len(l)
+	}
+	p.printf("loaded %s: %d objects, %d problems", joinPaths(cfg.Paths), objs, len(problems))
+	for _, e := range problems {
+		p.printf("  problem: %v", e)
+	}
+	run("manifests", ctrlCtx, src.Run)
+
+	select {
+	case <-mgr.Synced():
+	case <-ctx.Done():
+	}
+	setReady(nil)
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	allReady := p.followPods(watchCtx, store, cfg.ReadyTimeout)
+	select {
+	case <-allReady:
+		printSummary(cfg.Out, store, time.Since(start))
+	case <-ctx.Done():
+	}
+
+	<-ctx.Done()
+	stopWatch()
+	fmt.Fprintln(cfg.Out, "stopping: every pod gets its grace period ...")
+	stopCtrl()
+	wg.Wait()
+	stopNode()
+	nodeWG.Wait()
+	stopAPI()
+	apiWG.Wait()
+	_ = os.Remove(sockPath)
+	fmt.Fprintln(cfg.Out, "stopped")
+	return nil
+}
+
+func joinPaths(p []string) string {
+	s := ""
+	for i, x := range p {
+		if i > 0 {
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}

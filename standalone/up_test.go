@@ -1,0 +1,548 @@
+package standalone
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// The quickstart, for real: every pod gets a distinct IP and answers on
+// it, Services get cluster IPs and EndpointSlices with the ready pods, the
+// CLI shows it, and Ctrl-C (SIGINT) leaves no process, socket or lock.
+func TestQuickstart(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "../examples/quickstart")
+	pods := n.waitPodsReady("default", 6, 60*time.Second)
+
+	seen := map[string]string{}
+	for _, p := range pods {
+		ip := p.Status.PodIP
+		if ip == "" {
+			t.Fatalf("pod %s has no IP", p.Name)
+		}
+		if other, dup := seen[ip]; dup {
+			t.Fatalf("pods %s and %s share IP %s", p.Name, other, ip)
+		}
+		seen[ip] = p.Name
+		switch p.Labels["app"] {
+		case "web":
+			code, body, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/hello")
+			if err != nil || code != 200 {
+				t.Fatalf("web pod %s at %s: %d %v", p.Name, ip, code, err)
+			}
+			var answer map[string]any
+			if err := json.Unmarshal([]byte(body), &answer); err != nil {
+				t.Fatalf("web pod answer is not JSON: %q", body)
+			}
+			if answer["pod"] != p.Name || answer["podIP"] != ip || answer["path"] != "/hello" {
+				t.Errorf("pod %s at %s answered %v", p.Name, ip, answer)
+			}
+		case "greeter":
+			conn, err := grpc.NewClient(net.JoinHostPort(ip, "9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			cancel()
+			conn.Close()
+			if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("greeter pod %s at %s: %v %v", p.Name, ip, resp, err)
+			}
+		case "echo":
+			for _, proto := range []string{"tcp", "udp"} {
+				port := map[string]string{"tcp": "9000", "udp": "9001"}[proto]
+				c, err := net.DialTimeout(proto, net.JoinHostPort(ip, port), 2*time.Second)
+				if err != nil {
+					t.Fatalf("echo %s: %v", proto, err)
+				}
+				_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+				msg := "ping " + proto
+				if _, err := c.Write([]byte(msg)); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 64)
+				k, err := c.Read(buf)
+				c.Close()
+				if err != nil || string(buf[:k]) != msg {
+					t.Errorf("echo %s at %s: got %q, %v", proto, ip, buf[:k], err)
+				}
+			}
+		default:
+			t.Errorf("unexpected pod %s", p.Name)
+		}
+	}
+
+	// Services: cluster IPs from the service range; slices with ready
+	// endpoints whose port is the pod's named port, resolved.
+	svc, err := n.client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil || !strings.HasPrefix(svc.Spec.ClusterIP, "127.51.") {
+		t.Fatalf("web service cluster IP: %v %v", svc.Spec.ClusterIP, err)
+	}
+	n.waitFor(10*time.Second, "3 ready web endpoints", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 3 })
+	slices, _ := n.client.DiscoveryV1().EndpointSlices("default").List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
+	if len(slices.Items) != 1 || len(slices.Items[0].Ports) != 1 || *slices.Items[0].Ports[0].Port != 8080 {
+		t.Errorf("web slices: %+v", slices.Items)
+	}
+	if r, _ := n.readyEndpoints("default", "echo-headless"); r != 1 {
+		t.Errorf("headless echo service: %d ready endpoints", r)
+	}
+	if !strings.Contains(n.stdout.String(), "6/6 pods ready") {
+		t.Errorf("summary missing from the output:\n%s", n.stdout.String())
+	}
+
+	// The CLI in a second terminal.
+	out, err := n.run("get", "pods", "-o", "wide")
+	if err != nil {
+		t.Fatalf("get pods: %v\n%s", err, out)
+	}
+	for _, p := range pods {
+		if !strings.Contains(out, p.Name) || !strings.Contains(out, p.Status.PodIP) {
+			t.Errorf("get pods -o wide lacks %s %s:\n%s", p.Name, p.Status.PodIP, out)
+		}
+	}
+	out, err = n.run("describe", "pod", "echo")
+	if err != nil || !strings.Contains(out, "tcp-socket :9000") && !strings.Contains(out, "tcp-socket") {
+		t.Errorf("describe pod echo: %v\n%s", err, out)
+	}
+	out, err = n.run("logs", pods[0].Name, "--tail", "50")
+	if err != nil {
+		t.Errorf("logs: %v\n%s", err, out)
+	}
+
+	// Ctrl-C.
+	if err := n.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := n.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("up exited with %d after SIGINT", code)
+	}
+	if left := podProcesses(n.name, ""); len(left) > 0 {
+		t.Errorf("processes left after SIGINT: %v", left)
+	}
+	for _, f := range []string{"api.sock", "lock"} {
+		if _, err := os.Stat(filepath.Join(n.stateDir, f)); err == nil {
+			t.Errorf("%s left in the state directory after SIGINT", f)
+		}
+	}
+}
+
+// findContainerPID finds the process of one container of a pod by the
+// port in its command line.
+func findContainerPID(t *testing.T, n *testNode, pod, marker string) int {
+	t.Helper()
+	var found int
+	n.waitFor(10*time.Second, "the process of "+pod, func() bool {
+		for _, pid := range podProcesses(n.name, pod) {
+			if strings.Contains(cmdline(pid), marker) {
+				found = pid
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+const crashPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: crashy
+spec:
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+`
+
+// Killing a container's process restarts it; the first restart is at
+// once, the next only after kubelet's back-off (10s, doubling).
+func TestKilledContainerRestartsWithBackoff(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "pod.yaml", crashPod)
+	n := startNode(t, dir)
+	n.waitPodsReady("default", 1, 30*time.Second)
+
+	restarts := func() int32 {
+		if cs := containerStatus(n.pod("default", "crashy"), "web"); cs != nil {
+			return cs.RestartCount
+		}
+		return -1
+	}
+	pid := findContainerPID(t, n, "crashy", "8080")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(10*time.Second, "the first restart", func() bool { return restarts() == 1 })
+	cs := containerStatus(n.pod("default", "crashy"), "web")
+	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Signal != int32(syscall.SIGKILL) && cs.LastTerminationState.Terminated.ExitCode != 137 {
+		t.Errorf("last state does not record the kill: %+v", cs.LastTerminationState)
+	}
+
+	n.waitPodsReady("default", 1, 20*time.Second)
+	pid = findContainerPID(t, n, "crashy", "8080")
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// During the back-off the container waits in CrashLoopBackOff.
+	n.waitFor(5*time.Second, "CrashLoopBackOff", func() bool {
+		cs := containerStatus(n.pod("default", "crashy"), "web")
+		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	n.waitFor(30*time.Second, "the second restart", func() bool { return restarts() == 2 })
+	if waited := time.Since(killed); waited < 9*time.Second {
+		t.Errorf("second restart after %s; kubelet's back-off is 10s", waited)
+	}
+	out, _ := n.run("describe", "pod", "crashy")
+	if !strings.Contains(out, "BackOff") {
+		t.Errorf("describe does not show the back-off event:\n%s", out)
+	}
+}
+
+const twoContainers = `apiVersion: v1
+kind: Pod
+metadata:
+  name: pair
+spec:
+  containers:
+    - name: a
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+      livenessProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+        failureThreshold: 2
+    - name: b
+      command: ["switchboard", "demo", "http", "--port", "8081"]
+      livenessProbe:
+        httpGet: {path: /healthz, port: 8081}
+        periodSeconds: 1
+        failureThreshold: 2
+`
+
+// "If the liveness probe fails, the kubelet kills the container": that
+// container only, not its neighbours in the pod.
+func TestLivenessFailureRestartsOnlyThatContainer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "pod.yaml", twoContainers)
+	n := startNode(t, dir)
+	pods := n.waitPodsReady("default", 1, 30*time.Second)
+	ip := pods[0].Status.PodIP
+	if code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/healthz?fail=true"); err != nil || code != 200 {
+		t.Fatalf("switching a's healthz: %d %v", code, err)
+	}
+	n.waitFor(15*time.Second, "container a to restart", func() bool {
+		cs := containerStatus(n.pod("default", "pair"), "a")
+		return cs != nil && cs.RestartCount >= 1
+	})
+	p := n.pod("default", "pair")
+	if cs := containerStatus(p, "b"); cs == nil || cs.RestartCount != 0 {
+		t.Errorf("container b restarted too: %+v", cs)
+	}
+	// The new instance of a is healthy again (a fresh process: its
+	// /healthz switch is back to passing).
+	n.waitFor(15*time.Second, "the new instance of a to answer /healthz", func() bool {
+		code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/healthz")
+		return err == nil && code == 200
+	})
+	out, _ := n.run("describe", "pod", "pair")
+	if !strings.Contains(out, "failed liveness probe") {
+		t.Errorf("describe does not say why a restarted:\n%s", out)
+	}
+}
+
+const readinessPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: ready-flip
+  labels: {app: flip}
+spec:
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+      readinessProbe:
+        httpGet: {path: /readyz, port: 8080}
+        periodSeconds: 1
+        failureThreshold: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: flip
+spec:
+  selector: {app: flip}
+  ports:
+    - port: 80
+      targetPort: 8080
+`
+
+// A readiness failure takes the endpoint's ready condition away within
+// periodSeconds × failureThreshold (+1 s), and success brings it back.
+func TestReadinessFailureFlipsEndpoint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "pod.yaml", readinessPod)
+	n := startNode(t, dir)
+	pods := n.waitPodsReady("default", 1, 30*time.Second)
+	ip := pods[0].Status.PodIP
+	n.waitFor(10*time.Second, "a ready endpoint", func() bool { r, _ := n.readyEndpoints("default", "flip"); return r == 1 })
+
+	const limit = 1*2*time.Second + time.Second
+	flipped := time.Now()
+	if code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/readyz?fail=true"); err != nil || code != 200 {
+		t.Fatalf("switching readyz: %d %v", code, err)
+	}
+	n.waitFor(10*time.Second, "the endpoint to turn not ready", func() bool {
+		r, total := n.readyEndpoints("default", "flip")
+		return r == 0 && total == 1
+	})
+	if took := time.Since(flipped); took > limit+500*time.Millisecond { // + the test's own 100ms polling
+		t.Errorf("endpoint turned not ready after %s; the rule is within %s", took, limit)
+	}
+	if code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/readyz?fail=false"); err != nil || code != 200 {
+		t.Fatalf("switching readyz back: %d %v", code, err)
+	}
+	n.waitFor(10*time.Second, "the endpoint to be ready again", func() bool { r, _ := n.readyEndpoints("default", "flip"); return r == 1 })
+}
+
+const startupPods = `apiVersion: v1
+kind: Pod
+metadata:
+  name: slow-with-startup
+spec:
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080", "--start-delay", "4s"]
+      startupProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+        failureThreshold: 10
+      livenessProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+        failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: slow-without-startup
+spec:
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080", "--start-delay", "4s"]
+      livenessProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+        failureThreshold: 1
+`
+
+// "If a startup probe is provided, all other probes are disabled until it
+// succeeds": a slow starter survives with one, and is killed by its
+// liveness probe without one.
+func TestStartupProbeHoldsLiveness(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "pods.yaml", startupPods)
+	n := startNode(t, dir)
+	n.waitFor(20*time.Second, "the pod without a startup probe to be restarted by liveness", func() bool {
+		cs := containerStatus(n.pod("default", "slow-without-startup"), "web")
+		return cs != nil && cs.RestartCount >= 1
+	})
+	n.waitFor(20*time.Second, "the slow pod with a startup probe to be ready", func() bool {
+		return podReady(n.pod("default", "slow-with-startup"))
+	})
+	cs := containerStatus(n.pod("default", "slow-with-startup"), "web")
+	if cs.RestartCount != 0 || cs.Started == nil || !*cs.Started {
+		t.Errorf("with a startup probe: restarts %d started %v", cs.RestartCount, cs.Started)
+	}
+}
+
+const goodPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: steady
+spec:
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+`
+
+const badDocs = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: fine
+data: {a: b}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: broken
+spec:
+  selector: {app: x}
+  ports:
+    - port: 70000
+`
+
+// A bad document in a watched directory is reported with its file and
+// field; the rest of that file and the running pods carry on.
+func TestBadDocumentIsReportedAlone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "pod.yaml", goodPod)
+	n := startNode(t, dir)
+	pods := n.waitPodsReady("default", 1, 30*time.Second)
+
+	writeFile(t, dir, "extra.yaml", badDocs)
+	n.waitFor(10*time.Second, "the error report", func() bool {
+		log := n.stderr.String()
+		return strings.Contains(log, "extra.yaml") && strings.Contains(log, "spec.ports[0].port")
+	})
+	n.waitFor(10*time.Second, "the good document of the same file", func() bool {
+		_, err := n.client.CoreV1().ConfigMaps("default").Get(context.Background(), "fine", metav1.GetOptions{})
+		return err == nil
+	})
+	if _, err := n.client.CoreV1().Services("default").Get(context.Background(), "broken", metav1.GetOptions{}); err == nil {
+		t.Error("the bad Service was stored")
+	}
+	if code, _, err := httpGet("http://" + net.JoinHostPort(pods[0].Status.PodIP, "8080") + "/"); err != nil || code != 200 {
+		t.Errorf("running pod stopped answering: %d %v", code, err)
+	}
+	if p := n.pod("default", "steady"); !podReady(p) {
+		t.Error("running pod is no longer ready")
+	}
+}
+
+func rollingDeployment(version string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: roll
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {app: roll}
+  strategy:
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 1}
+  template:
+    metadata:
+      labels: {app: roll}
+    spec:
+      containers:
+        - name: web
+          command: ["switchboard", "demo", "http", "--port", "8080"]
+          env:
+            - {name: VERSION, value: "%s"}
+          readinessProbe:
+            httpGet: {path: /readyz, port: 8080}
+            periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: roll
+spec:
+  selector: {app: roll}
+  ports:
+    - port: 80
+      targetPort: 8080
+`, version)
+}
+
+// A template change rolls the pods without ever dropping below
+// replicas − maxUnavailable ready endpoints.
+func TestRollingUpdateKeepsEndpoints(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "roll.yaml", rollingDeployment("v1"))
+	n := startNode(t, dir)
+	before := n.waitPodsReady("default", 4, 45*time.Second)
+	n.waitFor(10*time.Second, "4 ready endpoints", func() bool { r, _ := n.readyEndpoints("default", "roll"); return r == 4 })
+
+	// Watch every slice change from here on.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := n.client.DiscoveryV1().EndpointSlices("default").Watch(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=roll"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type state struct{ ready int }
+	states := make(chan state, 1000)
+	go func() {
+		slices := map[string]*discoveryv1.EndpointSlice{}
+		for e := range w.ResultChan() {
+			s, ok := e.Object.(*discoveryv1.EndpointSlice)
+			if !ok {
+				continue
+			}
+			if e.Type == watch.Deleted {
+				delete(slices, s.Name)
+			} else {
+				slices[s.Name] = s
+			}
+			r := 0
+			for _, s := range slices {
+				for _, ep := range s.Endpoints {
+					if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+						r++
+					}
+				}
+			}
+			states <- state{r}
+		}
+		close(states)
+	}()
+
+	writeFile(t, dir, "roll.yaml", rollingDeployment("v2"))
+	old := map[string]bool{}
+	for _, p := range before {
+		old[p.Name] = true
+	}
+	n.waitFor(90*time.Second, "the rollout to finish", func() bool {
+		pods := n.pods("default")
+		if len(pods) != 4 {
+			return false
+		}
+		for i := range pods {
+			if old[pods[i].Name] || !podReady(&pods[i]) {
+				return false
+			}
+		}
+		r, total := n.readyEndpoints("default", "roll")
+		return r == 4 && total == 4
+	})
+	for _, p := range n.pods("default") {
+		if p.Spec.Containers[0].Env[0].Value != "v2" {
+			t.Errorf("pod %s runs %s", p.Name, p.Spec.Containers[0].Env[0].Value)
+		}
+	}
+	cancel()
+	minReady, events := 4, 0
+	for s := range states {
+		events++
+		if s.ready < minReady {
+			minReady = s.ready
+		}
+	}
+	if events == 0 {
+		t.Fatal("no slice changes seen during the rollout")
+	}
+	if minReady < 4-1 {
+		t.Errorf("ready endpoints dropped to %d during the rollout; replicas − maxUnavailable = 3", minReady)
+	}
+	t.Logf("rollout: %d slice changes, at least %d ready endpoints throughout", events, minReady)
+}

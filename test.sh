@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every check and test of Switchboard, the way CI does (.ci/run calls
+# this). On a fresh Debian machine with Go it first installs what the tests
+# use: Debian packages (after one apt-get update, only when one is missing;
+# needs root) and the Go modules (go mod download). Runs as root (the
+# network-namespace tests run) or as a user (they skip, saying why).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests use as real peers.
+packages=(curl iproute2 procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages (${missing[*]}); run as root once, or: sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
+
+say "Go modules"
+go mod download
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+
+say "go vet"
+go vet ./...
+
+say "go build"
+go build -o /dev/null ./cmd/switchboard
+
+say "go test"
+go test -count=1 -timeout 20m "$@" ./...
+
+say "all tests passed"
