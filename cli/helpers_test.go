@@ -1,11 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -540,23 +540,8 @@ func runTo(ctx context.Context, t *testing.T, opts *Options, stdin string, out, 
 	return "", "", nil
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is testutil.SyncBuffer: tests read it while a writer writes.
+type syncBuffer = testutil.SyncBuffer
 
 // writeFile writes a file under dir and returns its path.
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -794,5 +795,29 @@ func TestTCPAndPretty(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "\n  \"kind\": \"NamespaceList\"") {
 		t.Errorf("curl gets indented JSON, as from the API server; got %.80s", b)
+	}
+}
+
+func TestProfilingEndpoint(t *testing.T) {
+	on := httptest.NewServer(New(cluster.NewStore(), Options{Profiling: true}))
+	defer on.Close()
+	off := httptest.NewServer(New(cluster.NewStore(), Options{}))
+	defer off.Close()
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{on.URL + "/debug/pprof/", 200},
+		{on.URL + "/debug/pprof/goroutine?debug=1", 200},
+		{off.URL + "/debug/pprof/", 404},
+	} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.url, resp.StatusCode, c.want)
+		}
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// Version is Switchboard's own version, shown in /version's gitVersion
 	// after the Kubernetes API version served.
 	Version string
+	// Profiling serves Go's profiles under /debug/pprof/, as Kubernetes
+	// components do with --profiling.
+	Profiling bool
 }
 
 // maxBodyBytes bounds request bodies, as the API server's
@@ -135,6 +138,11 @@ func (s *server) route(w http.ResponseWriter, r *http.Request, info *requestInfo
 	}
 	if p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/") {
 		s.serveOpenAPI(w, r)
+		return
+	}
+	if s.opts.Profiling && strings.HasPrefix(p, "/debug/pprof") {
+		info.longRunning = true
+		serveProfiling(w, r)
 		return
 	}
 	segs := splitPath(p)

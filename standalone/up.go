@@ -157,6 +157,7 @@ func Up(ctx context.Context, cfg Config) error {
 		Ready:      func() error { readyMu.Lock(); defer readyMu.Unlock(); return readyErr },
 		Logger:     log.With("component", "localapi"),
 		Version:    Version,
+		Profiling:  true,
 	})
 	sockPath := filepath.Join(cfg.StateDir, "api.sock")
 	var listeners []net.Listener

@@ -1,9 +1,9 @@
 package manifests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	sbtest "github.com/switchboard-dev/switchboard/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,23 +22,8 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster/admission"
 )
 
-// syncBuffer is a log sink tests read while the source writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is testutil.SyncBuffer: tests read it while a writer writes.
+type syncBuffer = sbtest.SyncBuffer
 
 type fixture struct {
 	t     *testing.T
