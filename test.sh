@@ -9,8 +9,9 @@ cd "$(dirname "$0")"
 
 say() { printf '\n== %s\n' "$*"; }
 
-# Debian packages the tests use as real peers.
-packages=(curl iproute2 procps)
+# Debian packages the tests use as real peers: dig (bind9-dnsutils) and
+# dnsperf for DNS, curl, ip, ps.
+packages=(curl iproute2 procps bind9-dnsutils dnsperf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -27,6 +28,15 @@ fi
 
 say "Go modules"
 go mod download
+
+# CoreDNS itself, the peer the DNS tests compare answers with (built from
+# its Go module into .bin/, once; about two minutes the first time).
+coredns_version=v1.14.1
+if [ ! -x .bin/coredns ] || ! .bin/coredns -version 2>/dev/null | grep -q "CoreDNS-${coredns_version#v}"; then
+  say "building CoreDNS ${coredns_version} into .bin/ (the DNS tests' peer)"
+  mkdir -p .bin
+  (cd .bin && GOFLAGS=-mod=mod GOBIN="$PWD" go install "github.com/coredns/coredns@${coredns_version}")
+fi
 
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

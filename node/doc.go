@@ -11,7 +11,12 @@
 // once it stops) and gives every pod whose spec.nodeName is its name a
 // pod worker: one goroutine that syncs the pod's processes to its spec
 // the way kubelet's SyncPod does, on every change of the pod, when a
-// process exits, when a probe result changes and at least every second.
+// process exits, when a probe result changes, when a back-off or retry
+// it scheduled is due, and at least every minute (kubelet's
+// --sync-frequency). Probe workers (package node/probe) are told when
+// their container changes, so a held or waiting worker does not poll,
+// and their ticks share a 100 ms grid so that the probes of many pods
+// run in a few batches per period rather than one wake-up each.
 // The sandbox gives the pod its IP; init containers run one after the
 // other (each must exit 0 first; init containers with restartPolicy
 // Always are sidecars that keep running beside the main containers);

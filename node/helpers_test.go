@@ -74,7 +74,7 @@ func helperMain(args []string) {
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	store *cluster.Store
 	node  *Node
 	sb    *sandbox.Loopback
@@ -92,7 +92,7 @@ func testCIDR() netip.Prefix {
 
 type harnessOpt func(*Config)
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	sb, err := sandbox.NewLoopback(testCIDR())
 	if err != nil {

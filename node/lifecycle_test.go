@@ -84,11 +84,21 @@ func TestSidecarInitContainer(t *testing.T) {
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: ptrInt64(2),
 			// A sidecar is an init container with restartPolicy Always:
-			// it starts before the main container and keeps running
-			// beside it; the pod completes when the main container does.
+			// it keeps running beside the main container, and the pod
+			// completes when the main container does. "The kubelet
+			// waits for a sidecar's startup probe to succeed before it
+			// starts the next container", so the sidecar's line comes
+			// first (its process merely running would not promise that).
 			InitContainers: []corev1.Container{{
 				Name: "proxy", Image: "x", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 				Command: []string{"sh", "-c", "echo proxy >> " + out + "; exec sleep 600"},
+				StartupProbe: &corev1.Probe{
+					ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"grep", "-q", "proxy", out}}},
+					PeriodSeconds:    1,
+					TimeoutSeconds:   1,
+					SuccessThreshold: 1,
+					FailureThreshold: 10,
+				},
 			}},
 			Containers: []corev1.Container{{
 				Name: "job", Image: "x",
@@ -97,10 +107,10 @@ func TestSidecarInitContainer(t *testing.T) {
 		},
 	}
 	h.createPod(p)
-	h.waitPod("sidecar", 10*time.Second, "both running", func(p *corev1.Pod) bool {
+	h.waitPod("sidecar", 15*time.Second, "both running", func(p *corev1.Pod) bool {
 		return containerStatus(p, "proxy").State.Running != nil && containerStatus(p, "job").State.Running != nil
 	})
-	got := h.waitPod("sidecar", 10*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	got := h.waitPod("sidecar", 15*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 	if cs := containerStatus(got, "proxy"); cs.State.Terminated == nil {
 		t.Errorf("sidecar %+v: stopped once the main container completed", cs.State)
 	}

@@ -36,8 +36,12 @@ const (
 	// KubeletVersion is what the Node reports in status.nodeInfo.
 	KubeletVersion = "switchboard"
 
-	// resyncPeriod: every pod worker syncs at least this often.
-	resyncPeriod = time.Second
+	// resyncPeriod: every pod worker syncs at least this often, as
+	// kubelet's --sync-frequency (default 1m). A worker also syncs on
+	// every change of its pod, when a process exits, when a probe result
+	// changes and when a back-off or retry it scheduled expires, so the
+	// resync is only a safety net.
+	resyncPeriod = time.Minute
 	// heartbeatPeriod is kubelet's nodeStatusUpdateFrequency.
 	heartbeatPeriod = 10 * time.Second
 	// minimumGracePeriod is kubelet's minimumGracePeriodInSeconds: "A

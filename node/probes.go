@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -46,6 +47,10 @@ func (w *podWorker) ensureProbes(pod *corev1.Pod) {
 			}
 			kind := p.kind
 			name := spec.Name
+			changed := make(chan struct{}, 1)
+			w.mu.Lock()
+			w.probes = append(w.probes, &probeHandle{container: name, changed: changed})
+			w.mu.Unlock()
 			wk := probe.NewWorker(probe.WorkerConfig{
 				Kind:      kind,
 				Probe:     defaultProbe(p.probe),
@@ -57,6 +62,8 @@ func (w *podWorker) ensureProbes(pod *corev1.Pod) {
 				Recorder:  recorderOrNil(w.n),
 				Metrics:   w.n.probeMetrics,
 				Logger:    w.n.log,
+				Changed:   changed,
+				Align:     probeAlign,
 			})
 			w.probeWG.Add(1)
 			go func() {
@@ -66,6 +73,14 @@ func (w *podWorker) ensureProbes(pod *corev1.Pod) {
 		}
 	}
 }
+
+// probeAlign is the grid the phases of the node's probe workers are moved
+// to (probe.WorkerConfig.Align): probes then run in batches, a few per
+// second, instead of at as many instants as there are probes, which is
+// most of what a probe costs the node (each wake-up of an idle process
+// costs more CPU than the probe's own work). The first attempt of each
+// worker is not delayed; later ones shift by less than probeAlign once.
+const probeAlign = 100 * time.Millisecond
 
 // recorderOrNil avoids handing the probe package a non-nil interface
 // holding a nil *cluster.Recorder.
@@ -107,9 +122,44 @@ func (w *podWorker) stopProbes() {
 	}
 }
 
+// probeHandle is the pod worker's side of one probe worker: the channel
+// that tells it its container's state changed, and the state it was last
+// told about.
+type probeHandle struct {
+	container string
+	changed   chan struct{}
+	last      probe.ContainerState
+	lastOK    bool
+}
+
+// notifyProbes signals every probe worker whose container's state (as
+// probeState answers it) changed since it was last signalled. It is called
+// after each change of what probeState reads: an instance started, failed
+// to start or exited, a startup result, the pod terminating, and after
+// every sync. It may be called from any goroutine.
+func (w *podWorker) notifyProbes() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.probes {
+		st, ok := w.probeStateLocked(p.container)
+		if ok == p.lastOK && st == p.last {
+			continue
+		}
+		p.last, p.lastOK = st, ok
+		select {
+		case p.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (w *podWorker) probeState(name string) (probe.ContainerState, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.probeStateLocked(name)
+}
+
+func (w *podWorker) probeStateLocked(name string) (probe.ContainerState, bool) {
 	c := w.containers[name]
 	if c == nil || c.cur == nil {
 		return probe.ContainerState{}, false
@@ -169,5 +219,8 @@ func (w *podWorker) onProbeResult(name string, kind probe.Kind, id string, r pro
 		inst.startupFailed = r == probe.Failure
 	}
 	w.mu.Unlock()
+	if kind == probe.Startup {
+		w.notifyProbes() // Started changed
+	}
 	w.poke()
 }

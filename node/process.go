@@ -359,6 +359,7 @@ func (w *podWorker) startContainer(pod *corev1.Pod, spec *corev1.Container, c *c
 	c.retryAt = time.Time{}
 	w.mu.Unlock()
 	n.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", spec.Name)
+	w.notifyProbes()
 	w.poke()
 
 	// postStart runs right after the process started; on failure the
@@ -403,6 +404,7 @@ func (w *podWorker) startFailed(pod *corev1.Pod, spec *corev1.Container, c *ctrS
 	c.cur = inst
 	c.next = inst.restartCount + 1
 	w.poke()
+	// The caller (a sync) signals the probe workers when it ends.
 }
 
 // reap waits for an instance's process, kills what is left of its process
@@ -453,6 +455,7 @@ func (w *podWorker) reap(pod *corev1.Pod, spec *corev1.Container, cmd *exec.Cmd,
 	w.mu.Unlock()
 	close(inst.logsDone)
 	w.n.log.Debug("container exited", "pod", pod.Namespace+"/"+pod.Name, "container", spec.Name, "exitCode", code)
+	w.notifyProbes()
 	w.poke()
 }
 

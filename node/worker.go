@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,7 +46,19 @@ type podWorker struct {
 	probesOn    bool
 	probeStop   context.CancelFunc
 	probeWG     sync.WaitGroup
+	probes      []*probeHandle
 	runningSeen bool // kubelet_pod_start_duration_seconds observed
+	// written is the status this worker last found in the store or wrote
+	// there: the stored pod it was compared with (a store object is
+	// never changed, a new version is a new object), the snapshot and
+	// the terminal flag it was generated from, and its phase. A sync
+	// whose inputs are all the same skips generating and comparing it.
+	written struct {
+		pod      *corev1.Pod
+		snap     *podSnapshot
+		terminal bool
+		phase    corev1.PodPhase
+	}
 }
 
 // ctrState is the node's bookkeeping of one container of the pod (init
@@ -189,7 +202,9 @@ func (w *podWorker) run() {
 			w.shutdown()
 			return
 		}
-		if done := w.sync(); done {
+		done := w.sync()
+		w.notifyProbes()
+		if done {
 			return
 		}
 		d := resyncPeriod
@@ -385,6 +400,7 @@ func (w *podWorker) computeActionsLocked(pod *corev1.Pod) podActions {
 	restartOnFailure := pod.Spec.RestartPolicy != corev1.RestartPolicyNever
 	start := func(spec *corev1.Container, c *ctrState, kind startKind) {
 		if c.waiting != nil && c.waiting.Reason == reasonCreateContainerConfigError && now.Before(c.retryAt) {
+			w.wakeAtLocked(c.retryAt) // a sync woken earlier must not lose the retry
 			return
 		}
 		a.start = append(a.start, startAction{spec: spec, c: c, kind: kind, ref: c.newestExited()})
@@ -713,6 +729,7 @@ func (w *podWorker) terminate(pod *corev1.Pod, grace int64, hardCap time.Duratio
 	w.mu.Lock()
 	w.terminating = true
 	w.mu.Unlock()
+	w.notifyProbes()
 	w.killAll(pod, grace, hardCap, hardCap >= 0)
 	w.stopProbes()
 }
@@ -733,14 +750,21 @@ func (w *podWorker) writeStatus(pod *corev1.Pod, podIsTerminal bool) corev1.PodP
 	if err != nil || stored.UID != w.uid {
 		return snap.phaseHint(pod, podIsTerminal)
 	}
+	// The status is a function of the stored pod, the snapshot and the
+	// terminal flag (the time only stamps a condition whose status
+	// changed): with the same three as last time, it is the same again.
+	if last := &w.written; last.pod == stored && last.terminal == podIsTerminal && last.snap.equal(snap) {
+		return last.phase
+	}
 	if st := generatePodStatus(stored, snap, podIsTerminal, time.Now()); apiequality.Semantic.DeepEqual(st, stored.Status) {
+		w.remember(stored, snap, podIsTerminal, st.Phase)
 		w.noteWritten(&stored.Status)
 		return st.Phase
 	}
 
 	var written corev1.PodStatus
 	errSkip := errors.New("skip")
-	_, err = w.n.cfg.Store.UpdateStatusFunc(cluster.KindPod, pod.Namespace, pod.Name, func(o cluster.Object) error {
+	o, err := w.n.cfg.Store.UpdateStatusFunc(cluster.KindPod, pod.Namespace, pod.Name, func(o cluster.Object) error {
 		p := o.(*corev1.Pod)
 		if p.UID != w.uid {
 			return errSkip
@@ -752,11 +776,23 @@ func (w *podWorker) writeStatus(pod *corev1.Pod, podIsTerminal bool) corev1.PodP
 	if err != nil {
 		if err != errSkip && !apierrors.IsNotFound(err) {
 			w.n.log.Warn("writing pod status", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			// Try again soon rather than at the next resync.
+			w.mu.Lock()
+			w.wakeAtLocked(time.Now().Add(time.Second))
+			w.mu.Unlock()
 		}
 		return snap.phaseHint(pod, podIsTerminal)
 	}
+	if p, ok := o.(*corev1.Pod); ok {
+		w.remember(p, snap, podIsTerminal, written.Phase)
+	}
 	w.noteWritten(&written)
 	return written.Phase
+}
+
+// remember records the inputs of the status now in the store.
+func (w *podWorker) remember(stored *corev1.Pod, snap *podSnapshot, terminal bool, phase corev1.PodPhase) {
+	w.written.pod, w.written.snap, w.written.terminal, w.written.phase = stored, snap, terminal, phase
 }
 
 // noteWritten observes kubelet_pod_start_duration_seconds the first time
@@ -782,6 +818,17 @@ type podSnapshot struct {
 	startTime time.Time
 	init      []corev1.ContainerStatus
 	regular   []corev1.ContainerStatus
+}
+
+// equal tells whether two snapshots would generate the same status (nil
+// equals nothing).
+func (s *podSnapshot) equal(o *podSnapshot) bool {
+	if s == nil || o == nil {
+		return false
+	}
+	return s.sandboxUp == o.sandboxUp && s.hostIP == o.hostIP && s.startTime.Equal(o.startTime) &&
+		slices.Equal(s.podIPs, o.podIPs) &&
+		apiequality.Semantic.DeepEqual(s.init, o.init) && apiequality.Semantic.DeepEqual(s.regular, o.regular)
 }
 
 func (s *podSnapshot) phaseHint(pod *corev1.Pod, terminal bool) corev1.PodPhase {

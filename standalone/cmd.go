@@ -24,6 +24,10 @@ func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func()
 		apiAddr      string
 		network      string
 		readyTimeout time.Duration
+		clusterDom   string
+		corefile     string
+		dnsPort      int
+		noDNS        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up -f FILE_OR_DIR [-f ...]",
@@ -60,15 +64,19 @@ services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux).`,
 			defer stop()
 			cmd.SilenceUsage = true
 			return Up(ctx, Config{
-				Paths:        paths,
-				StateDir:     dir,
-				NodeName:     nodeName,
-				PodCIDR:      pc.Masked(),
-				ServiceCIDR:  sc.Masked(),
-				APIAddr:      apiAddr,
-				ReadyTimeout: readyTimeout,
-				Out:          cmd.OutOrStdout(),
-				Logger:       logger(),
+				Paths:         paths,
+				StateDir:      dir,
+				NodeName:      nodeName,
+				PodCIDR:       pc.Masked(),
+				ServiceCIDR:   sc.Masked(),
+				APIAddr:       apiAddr,
+				ReadyTimeout:  readyTimeout,
+				ClusterDomain: clusterDom,
+				Corefile:      corefile,
+				DNSPort:       dnsPort,
+				NoDNS:         noDNS,
+				Out:           cmd.OutOrStdout(),
+				Logger:        logger(),
 			})
 		},
 	}
@@ -79,6 +87,10 @@ services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux).`,
 	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs (its tenth address is cluster DNS)")
 	f.StringVar(&apiAddr, "api-addr", "", "also serve the local API on this TCP address, e.g. 127.0.0.1:8001")
 	f.StringVar(&network, "network", "loopback", "pod sandbox: loopback (no root needed)")
+	f.StringVar(&clusterDom, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringVar(&corefile, "corefile", "", "serve cluster DNS with this Corefile instead of the built-in kube-dns one")
+	f.IntVar(&dnsPort, "dns-port", 0, "port of cluster DNS (default 53 when it can be bound, else 1053)")
+	f.BoolVar(&noDNS, "no-dns", false, "do not run cluster DNS")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd
 }

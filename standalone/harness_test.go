@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -329,4 +330,47 @@ func writeFile(t *testing.T, dir, name, content string) {
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// clusterDNS returns the address cluster DNS answers on: the kube-dns
+// Service's address and the port its EndpointSlice names.
+func (n *testNode) clusterDNS() string {
+	n.t.Helper()
+	svc, err := n.client.CoreV1().Services("kube-system").Get(context.Background(), "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		n.t.Fatalf("kube-system/kube-dns: %v", err)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "dns" {
+			return net.JoinHostPort(svc.Spec.ClusterIP, p.TargetPort.String())
+		}
+	}
+	n.t.Fatal("kube-dns has no dns port")
+	return ""
+}
+
+// query asks addr over UDP and returns the answer's records as text
+// (the rdata only) and the rcode.
+func query(t *testing.T, addr, name string, qtype uint16) ([]string, int) {
+	t.Helper()
+	m := new(mdns.Msg)
+	m.SetQuestion(name, qtype)
+	c := &mdns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("DNS %s %s at %s: %v", name, mdns.TypeToString[qtype], addr, err)
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		h := rr.Header().String()
+		out = append(out, strings.TrimSpace(strings.TrimPrefix(rr.String(), h)))
+	}
+	return out, r.Rcode
+}
+
+// lookup is query for the records only.
+func lookup(t *testing.T, addr, name string, qtype uint16) []string {
+	t.Helper()
+	out, _ := query(t, addr, name, qtype)
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster/admission"
 	"github.com/switchboard-dev/switchboard/cluster/controllers"
 	"github.com/switchboard-dev/switchboard/cluster/manifests"
+	"github.com/switchboard-dev/switchboard/dns/dnsserver"
+	_ "github.com/switchboard-dev/switchboard/dns/plugins/all" // every DNS plugin
+
 	"github.com/switchboard-dev/switchboard/localapi"
 	"github.com/switchboard-dev/switchboard/node"
 	"github.com/switchboard-dev/switchboard/node/sandbox"
@@ -55,6 +59,13 @@ type Config struct {
 	ServiceCIDR netip.Prefix // default DefaultServiceCIDR
 	APIAddr     string       // also serve the local API on this TCP address (e.g. 127.0.0.1:8001); "" for the socket only
 	Executable  string       // the binary pods run for command "switchboard"; default os.Executable()
+	// Cluster DNS: the zone (default cluster.local), a Corefile of the
+	// user's instead of the kube-dns one, the port (0: 53 when it can be
+	// bound, else DefaultUnprivilegedDNSPort), or none at all.
+	ClusterDomain string
+	Corefile      string
+	DNSPort       int
+	NoDNS         bool
 	// ReadyTimeout bounds how long Up waits for every pod before printing
 	// the summary anyway. Default 60s.
 	ReadyTimeout time.Duration
@@ -72,6 +83,9 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = DefaultServiceCIDR
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
@@ -146,6 +160,31 @@ func Up(ctx context.Context, cfg Config) error {
 		Registerer: reg,
 	})
 
+	p.printf("node %s (loopback sandbox, pods %s, services %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR)
+	var dnsSvc *dnsserver.Service
+	if !cfg.NoDNS {
+		svcIP, nodeIP := alloc.DNSServiceIP(), sb.HostIP()
+		port := chooseDNSPort(svcIP, cfg.DNSPort)
+		corefile := []byte(clusterCorefile(cfg.ClusterDomain, svcIP, nodeIP, port))
+		name := "Corefile (built in)"
+		if cfg.Corefile != "" {
+			if corefile, err = readCorefile(cfg.Corefile); err != nil {
+				return err
+			}
+			name = cfg.Corefile
+		}
+		if err := registerKubeDNS(store, svcIP, nodeIP, cfg.NodeName, port); err != nil {
+			return err
+		}
+		dnsSvc = dnsserver.NewService(name, dnsserver.Options{Port: strconv.Itoa(port), Env: &dnsserver.Env{
+			Store: store, Registerer: reg, Gatherer: reg, Logger: log.With("component", "dns"),
+		}})
+		if err := dnsSvc.Start(corefile); err != nil {
+			return fmt.Errorf("cluster DNS: %w", err)
+		}
+		p.printf("cluster DNS on %s:%d and %s:%d (%s)", svcIP, port, nodeIP, port, digHint(svcIP, port, cfg.ClusterDomain))
+	}
+
 	// Readiness of the whole node, for /readyz.
 	var readyMu sync.Mutex
 	readyErr := errors.New("starting")
@@ -163,6 +202,7 @@ func Up(ctx context.Context, cfg Config) error {
 	var listeners []net.Listener
 	ul, err := localapi.ListenUnix(sockPath)
 	if err != nil {
+		stopDNS(dnsSvc)
 		return fmt.Errorf("local API socket: %w", err)
 	}
 	listeners = append(listeners, ul)
@@ -170,6 +210,7 @@ func Up(ctx context.Context, cfg Config) error {
 		tl, err := net.Listen("tcp", cfg.APIAddr)
 		if err != nil {
 			ul.Close()
+			stopDNS(dnsSvc)
 			return fmt.Errorf("local API address %s: %w", cfg.APIAddr, err)
 		}
 		listeners = append(listeners, tl)
@@ -216,16 +257,8 @@ func Up(ctx context.Context, cfg Config) error {
 	}()
 	run("controllers", ctrlCtx, mgr.Run)
 
-	p.printf("node %s (loopback sandbox, pods %s, services %s, cluster DNS address %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR, alloc.DNSServiceIP())
 	problems := src.Load(ctrlCtx)
-	objs := 0
-	for _, k := range cluster.Kinds {
-		if k == cluster.KindEvent || k == cluster.KindNamespace || k == cluster.KindNode {
-			continue
-		}
-		l, _ := store.List(k, "", nil)
-		objs += len(l)
-	}
+	objs := src.Objects()
 	p.printf("loaded %s: %d objects, %d problems", joinPaths(cfg.Paths), objs, len(problems))
 	for _, e := range problems {
 		p.printf("  problem: %v", e)
@@ -251,6 +284,7 @@ func Up(ctx context.Context, cfg Config) error {
 	fmt.Fprintln(cfg.Out, "stopping: every pod gets its grace period ...")
 	stopCtrl()
 	wg.Wait()
+	stopDNS(dnsSvc)
 	stopNode()
 	nodeWG.Wait()
 	stopAPI()
@@ -269,4 +303,10 @@ func joinPaths(p []string) string {
 		s += x
 	}
 	return s
+}
+
+func stopDNS(s *dnsserver.Service) {
+	if s != nil {
+		_ = s.Stop()
+	}
 }

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -103,6 +106,61 @@ func TestQuickstart(t *testing.T) {
 	}
 	if !strings.Contains(n.stdout.String(), "6/6 pods ready") {
 		t.Errorf("summary missing from the output:\n%s", n.stdout.String())
+	}
+
+	// Cluster DNS at the kube-dns address, answering from the store.
+	dnsAddr := n.clusterDNS()
+	if got := lookup(t, dnsAddr, "web.default.svc.cluster.local.", mdns.TypeA); len(got) != 1 || got[0] != svc.Spec.ClusterIP {
+		t.Errorf("web.default.svc.cluster.local A = %v, want [%s]", got, svc.Spec.ClusterIP)
+	}
+	var echoIP string
+	for _, p := range pods {
+		if p.Name == "echo" {
+			echoIP = p.Status.PodIP
+		}
+	}
+	if got := lookup(t, dnsAddr, "echo-0.echo-headless.default.svc.cluster.local.", mdns.TypeA); len(got) != 1 || got[0] != echoIP {
+		t.Errorf("hostname.subdomain A = %v, want [%s]", got, echoIP)
+	}
+	if got := lookup(t, dnsAddr, "_http._tcp.web.default.svc.cluster.local.", mdns.TypeSRV); len(got) != 1 || got[0] != "0 100 80 web.default.svc.cluster.local." {
+		t.Errorf("SRV = %v", got)
+	}
+	if _, rcode := query(t, dnsAddr, "nope.default.svc.cluster.local.", mdns.TypeA); rcode != mdns.RcodeNameError {
+		t.Errorf("unknown service: rcode %s, want NXDOMAIN", mdns.RcodeToString[rcode])
+	}
+	// The real dig, as a user types it.
+	host, port, _ := net.SplitHostPort(dnsAddr)
+	if out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "greeter.default.svc.cluster.local").Output(); err != nil {
+		t.Errorf("dig: %v", err)
+	} else if gs, _ := n.client.CoreV1().Services("default").Get(context.Background(), "greeter", metav1.GetOptions{}); strings.TrimSpace(string(out)) != gs.Spec.ClusterIP {
+		t.Errorf("dig greeter: %q, want %s", out, gs.Spec.ClusterIP)
+	}
+	// Records follow the store within one second, with no restart.
+	created := time.Now()
+	newSvc, err := n.client.CoreV1().Services("default").Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "late"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 81}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(5*time.Second, "DNS to answer for a new service", func() bool {
+		got := lookup(t, dnsAddr, "late.default.svc.cluster.local.", mdns.TypeA)
+		return len(got) == 1 && got[0] == newSvc.Spec.ClusterIP
+	})
+	if took := time.Since(created); took > time.Second+200*time.Millisecond {
+		t.Errorf("new service answered after %s; the rule is within one second", took)
+	}
+	if err := n.client.CoreV1().Services("default").Delete(context.Background(), "late", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	n.waitFor(5*time.Second, "DNS to forget a deleted service", func() bool {
+		_, rcode := query(t, dnsAddr, "late.default.svc.cluster.local.", mdns.TypeA)
+		return rcode == mdns.RcodeNameError
+	})
+	if took := time.Since(deleted); took > time.Second+200*time.Millisecond {
+		t.Errorf("deleted service forgotten after %s; the rule is within one second", took)
 	}
 
 	// The CLI in a second terminal.

@@ -104,6 +104,6 @@ func run(pods int, window time.Duration) error {
 	fmt.Printf("%-44s %11.1f µs %14s\n", "node CPU per probe attempt", float64(u1.CPU-u0.CPU)/float64(time.Microsecond)/(probesPerSec*el.Seconds()), "-")
 	fmt.Printf("%-44s %13.2fs %14s\n", "time to all pods ready", took.Seconds(), "-")
 	fmt.Printf("%-44s %13.2f%% %14s\n", "the pods' own processes CPU (% of one core)", podCPU, "-")
-	fmt.Printf("%-44s %11.1f MB %14s\n", fmt.Sprintf("the pods' own processes RSS (%d processes)", nproc), float64(c1.RSS)/1e6, "-")
+	fmt.Printf("%-52s %11.1f MB %14s\n", fmt.Sprintf("pods' RSS summed (%d processes, shared pages in each)", nproc), float64(c1.RSS)/1e6, "-")
 	return nil
 }

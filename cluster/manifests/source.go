@@ -174,7 +174,14 @@ func (s *Source) Load(ctx context.Context) []error {
 	return s.errorsLocked()
 }
 
-// Errors returns the problems standing after the last reload.
+// Objects counts the objects this source has applied and owns now.
+func (s *Source) Objects() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.applied)
+}
+
+// Errors returns the problems currently standing.
 func (s *Source) Errors() []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

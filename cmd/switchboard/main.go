@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/cli"
 	"github.com/switchboard-dev/switchboard/demo"
+	"github.com/switchboard-dev/switchboard/dns/dnscmd"
 	"github.com/switchboard-dev/switchboard/standalone"
 )
 
@@ -46,6 +47,7 @@ func main() {
 	root.AddCommand(standalone.NewUpCommand(&stateDir, cli.DefaultStateDir, logger))
 	root.AddCommand(cli.NewCommands(opts, os.Stdout, os.Stderr)...)
 	root.AddCommand(demo.NewCommand())
+	root.AddCommand(dnscmd.NewCommand(cli.DefaultStateDir))
 
 	if err := root.Execute(); err != nil {
 		// The kubectl-style commands print their own errors in kubectl's

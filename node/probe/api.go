@@ -115,6 +115,23 @@ type WorkerConfig struct {
 	// Jitter delays the first attempt by a random part of the period, as
 	// kubelet does just after it starts. Default false.
 	Jitter bool
+	// Changed, when set, is signalled (a non-blocking send; a buffer of
+	// one suffices) after every change of what State answers. The worker
+	// then does not wake at every period while only such a change can
+	// alter the outcome of its next tick (held after a failure or after
+	// its startup probe succeeded, container not there, not running or
+	// not started): it waits for the signal and resumes at the first
+	// period tick after it, the tick at which polling would have seen
+	// the change. Without it the worker polls State at every tick.
+	Changed <-chan struct{}
+	// Align, when > 0, moves the phase of the worker's ticks to the next
+	// multiple of Align on the wall clock: the first attempt still runs
+	// at once and the period is unchanged, but the later attempts come
+	// up to Align later than period after the first. Workers with the
+	// same Align then probe at shared instants, so a node running many
+	// probes wakes once for several of them rather than once each. 0
+	// keeps kubelet's ticks: every period from when the worker started.
+	Align time.Duration
 }
 
 // Worker runs one probe of one container until stopped.

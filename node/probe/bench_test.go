@@ -1,12 +1,17 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -45,4 +50,65 @@ func BenchmarkHTTPProbe(b *testing.B) {
 			_ = res.Body.Close()
 		}
 	})
+}
+
+// minimalHTTP serves a fixed 200 "ok" on 127.0.0.1:0, closing each
+// connection after one response, with as little work as possible, so that
+// a benchmark's allocations and time are the client's.
+func minimalHTTP(b *testing.B) (string, int) {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nok")
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			// One request at a time: read its head, answer, close.
+			n := 0
+			for n < len(buf) {
+				m, err := c.Read(buf[n:])
+				n += m
+				if err != nil || bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+					break
+				}
+			}
+			_, _ = c.Write(resp)
+			_ = c.Close()
+		}
+	}()
+	return splitHostPort(b, l.Addr().String())
+}
+
+// BenchmarkWorkerHTTP is one tick of a readiness worker probing httpGet
+// (with metrics and a recorder, as the node runs it) against a server
+// that does almost nothing, so that time and allocations are the
+// worker's: request, connection, response, thresholds, metrics.
+func BenchmarkWorkerHTTP(b *testing.B) {
+	host, port := minimalHTTP(b)
+	pod := testPod()
+	ctr := &corev1.Container{Name: "web", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}
+	st := ContainerState{ID: "c1", Running: true, StartedAt: time.Now().Add(-time.Hour), Started: true}
+	w := newWorker(WorkerConfig{
+		Kind: Readiness, Probe: httpGetProbe("/healthz", intstr.FromString("http")), Pod: pod, Container: ctr,
+		State:    func() (ContainerState, bool) { return st, true },
+		Target:   func() Target { return Target{Pod: pod, Container: ctr, IP: host} },
+		Recorder: &fakeRecorder{},
+		Metrics:  NewMetrics(prometheus.NewRegistry()),
+	})
+	ctx := context.Background()
+	w.doProbe(ctx)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.doProbe(ctx)
+	}
+	if w.result() != Success {
+		b.Fatalf("result %v", w.result())
+	}
 }

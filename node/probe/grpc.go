@@ -29,7 +29,7 @@ func grpcProbe(ctx context.Context, host, service string, port int, timeout time
 		grpc.WithBlock(), //nolint:staticcheck // kubelet blocks until connected or timed out
 		grpc.WithTransportCredentials(insecure.NewCredentials()), // credentials are not supported, as upstream
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return probeDialer().DialContext(ctx, "tcp", addr)
+			return sharedDialer.DialContext(ctx, "tcp", addr)
 		}),
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -23,7 +23,7 @@ func runProbe(ctx context.Context, p *corev1.Probe, t Target) (Result, string) {
 		// kubelet: "Probe is nil" is a success (there is nothing to probe).
 		return Success, ""
 	}
-	o, out, err := attemptWithRetries(ctx, p, t)
+	o, out, err := attemptWithRetries(ctx, p, t, nil)
 	if err != nil {
 		return Failure, err.Error()
 	}
@@ -35,10 +35,11 @@ func runProbe(ctx context.Context, p *corev1.Probe, t Target) (Result, string) {
 }
 
 // attemptWithRetries runs up to maxProbeRetries attempts while the handler
-// reports an error, as kubelet's runProbeWithRetries.
-func attemptWithRetries(ctx context.Context, p *corev1.Probe, t Target) (o outcome, out string, err error) {
+// reports an error, as kubelet's runProbeWithRetries. hc, when not nil,
+// keeps the httpGet request from one attempt to the next (a worker's).
+func attemptWithRetries(ctx context.Context, p *corev1.Probe, t Target, hc *httpCache) (o outcome, out string, err error) {
 	for i := 0; i < maxProbeRetries; i++ {
-		o, out, err = attempt(ctx, p, t)
+		o, out, err = attempt(ctx, p, t, hc)
 		if err == nil || ctx.Err() != nil {
 			return o, out, err
 		}
@@ -49,7 +50,7 @@ func attemptWithRetries(ctx context.Context, p *corev1.Probe, t Target) (o outco
 // attempt runs one handler of p against t, as kubelet's prober.runProbe.
 // A handler that cannot run (unresolvable port, no exec support, a panic
 // in Target.Exec) returns outcomeUnknown and an error.
-func attempt(ctx context.Context, p *corev1.Probe, t Target) (o outcome, out string, err error) {
+func attempt(ctx context.Context, p *corev1.Probe, t Target, hc *httpCache) (o outcome, out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			o, out, err = outcomeUnknown, "", fmt.Errorf("probe handler panicked: %v", r)
@@ -64,11 +65,11 @@ func attempt(ctx context.Context, p *corev1.Probe, t Target) (o outcome, out str
 		}
 		return execProbe(ctx, t, expandCommandStatic(p.Exec.Command, env), timeout)
 	case p.HTTPGet != nil:
-		req, err := newHTTPRequest(ctx, p.HTTPGet, t.Container, t.IP)
+		r, err := hc.request(p.HTTPGet, t.Container, t.IP)
 		if err != nil {
 			return outcomeUnknown, "", err
 		}
-		return httpProbe(req, timeout)
+		return httpProbe(ctx, r, timeout)
 	case p.TCPSocket != nil:
 		port, err := resolveContainerPort(p.TCPSocket.Port, t.Container)
 		if err != nil {

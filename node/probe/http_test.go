@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -221,5 +222,53 @@ func TestHTTPGetKeepAlivesDisabled(t *testing.T) {
 	}
 	if n := conns.Load(); n != 3 {
 		t.Fatalf("3 probes used %d connections; with keep-alives disabled each opens its own", n)
+	}
+}
+
+// TestHTTPCacheFreshConnections: a worker builds its httpGet request once
+// and keeps it while the pod IP and container are the same, yet every
+// attempt still opens a connection of its own ("Connection: close", as
+// kubelet's transport with keep-alives disabled).
+func TestHTTPCacheFreshConnections(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	var s seen
+	srv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.close, s.ua = r.Close, r.UserAgent()
+		s.mu.Unlock()
+		_, _ = fmt.Fprint(w, "ok")
+	})
+	host, port := startHTTPConnCount(t, srv, &conns)
+	p := httpGetProbe("/", intstr.FromString("http"))
+	ctr := &corev1.Container{Name: "web", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}
+	var hc httpCache
+	first, err := hc.request(p.HTTPGet, ctr, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		o, out, err := attempt(context.Background(), p, Target{Container: ctr, IP: host}, &hc)
+		if o != outcomeSuccess || out != "ok" || err != nil {
+			t.Fatalf("attempt %d: %v %q %v", i, o, out, err)
+		}
+	}
+	if again, _ := hc.request(p.HTTPGet, ctr, host); again != first {
+		t.Errorf("the request was built again for the same IP and container")
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("3 attempts used %d connections, want one each", n)
+	}
+	s.mu.Lock()
+	if !s.close || !strings.HasPrefix(s.ua, "kube-probe/") {
+		t.Errorf("server saw Close=%v User-Agent=%q", s.close, s.ua)
+	}
+	s.mu.Unlock()
+	// A new pod IP (or another container) builds a new request.
+	if other, _ := hc.request(p.HTTPGet, ctr, "127.0.0.2"); other == first || other.req.URL.Host != net.JoinHostPort("127.0.0.2", strconv.Itoa(port)) {
+		t.Errorf("request for a new IP: %v", other.req.URL)
+	}
+	if other, _ := hc.request(p.HTTPGet, ctr.DeepCopy(), "127.0.0.2"); other == first {
+		t.Errorf("request kept for another container")
 	}
 }

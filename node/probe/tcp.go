@@ -13,7 +13,7 @@ import (
 // error as the message (e.g. "dial tcp 127.0.0.5:8080: connect: connection
 // refused").
 func tcpProbe(ctx context.Context, host string, port int, timeout time.Duration) (outcome, string, error) {
-	d := probeDialer()
+	d := *sharedDialer
 	d.Timeout = timeout
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {

@@ -33,6 +33,9 @@ type worker struct {
 	// now is the clock for initialDelaySeconds (tests may replace it).
 	now func() time.Time
 
+	// http keeps the httpGet request between attempts.
+	http httpCache
+
 	containerID string
 	lastResult  Result
 	resultRun   int
@@ -45,6 +48,15 @@ type worker struct {
 
 	totalLabels    [3]prometheus.Labels // successful, failed, unknown
 	durationLabels prometheus.Labels
+	// total caches the prober_probe_total children (resolved on first
+	// use, so that a series appears only once counted, as kubelet's):
+	// their labels include the pod's UID, so no other worker shares them.
+	total [3]prometheus.Counter
+	// durationValues are durationLabels' values in the metric's order.
+	// That series is looked up at each observation: its labels have no
+	// UID, so a worker of an earlier pod of the same name may delete it
+	// when it stops, and the lookup creates it again.
+	durationValues []string
 }
 
 func newWorker(cfg WorkerConfig) *worker {
@@ -89,6 +101,7 @@ func newWorker(cfg WorkerConfig) *worker {
 		w.totalLabels[i] = prometheus.Labels{"probe_type": string(cfg.Kind), "result": r, "container": name, "pod": podName, "namespace": ns, "pod_uid": uid}
 	}
 	w.durationLabels = prometheus.Labels{"probe_type": string(cfg.Kind), "container": name, "pod": podName, "namespace": ns}
+	w.durationValues = []string{string(cfg.Kind), name, podName, ns}
 	w.log = w.log.With("probeType", string(cfg.Kind), "pod", ns+"/"+podName, "container", name)
 	return w
 }
@@ -111,6 +124,15 @@ func (w *worker) tick() time.Duration {
 // period ("If kubelet restarted the probes could be started in rapid
 // succession. Let the worker wait for a random portion of tickerPeriod
 // before probing.").
+//
+// The ticks are kubelet's time.Ticker's: start + k*period, a tick missed
+// while a probe ran is delivered at once and the others are dropped;
+// with WorkerConfig.Align, start is moved to the next multiple of Align.
+// With WorkerConfig.Changed, a tick whose only possible outcome is the
+// previous one (the worker is held, the container is not running or not
+// started) is not waited for: the worker sleeps until the container's
+// state changes, then takes the first tick after the change, which is
+// the tick at which kubelet's worker would have seen it.
 func (w *worker) run(ctx context.Context) {
 	defer w.deleteMetrics()
 	if w.cfg.Probe == nil {
@@ -119,43 +141,121 @@ func (w *worker) run(ctx context.Context) {
 		return
 	}
 	period := w.tick()
-	if w.cfg.Jitter {
-		t := time.NewTimer(time.Duration(rand.Float64() * float64(period)))
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	sleepUntil := func(t time.Time) bool {
+		d := time.Until(t)
+		if d <= 0 {
+			return ctx.Err() == nil
+		}
+		timer.Reset(d)
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+			return false
+		case <-timer.C:
+			return true
 		}
 	}
-	ticker := time.NewTicker(period)
-	defer ticker.Stop()
+	if w.cfg.Jitter && !sleepUntil(time.Now().Add(time.Duration(rand.Float64()*float64(period)))) {
+		return
+	}
+	tk := newTicks(time.Now(), period, w.cfg.Align)
+	last := tk.start // the latest tick consumed
 	for ctx.Err() == nil {
-		w.doProbe(ctx)
-		select {
-		case <-ctx.Done():
-		case <-ticker.C:
+		idle := w.doProbe(ctx)
+		var next time.Time
+		if idle && w.cfg.Changed != nil {
+			// Nothing but a change of the container can make the next
+			// tick differ from this one. The safety net looks again now
+			// and then, as the ticks would.
+			safety := time.NewTimer(idleRecheck * period)
+			select {
+			case <-ctx.Done():
+			case <-w.cfg.Changed:
+			case <-safety.C:
+			}
+			safety.Stop()
+			next = tk.after(time.Now())
+		} else {
+			next = tk.next(last, time.Now())
 		}
+		if !sleepUntil(next) {
+			return
+		}
+		last = tk.consumed(time.Now())
 	}
 }
 
-// doProbe is one tick of kubelet's worker.doProbe.
-func (w *worker) doProbe(ctx context.Context) {
+// ticks are the instants of kubelet's time.Ticker started at start:
+// start + k*period, k >= 1.
+type ticks struct {
+	start  time.Time
+	period time.Duration
+}
+
+// newTicks starts ticks at now or, with align > 0, at the next multiple of
+// align on the wall clock (keeping now's monotonic reading).
+func newTicks(now time.Time, period, align time.Duration) ticks {
+	if align > 0 {
+		if off := now.Sub(now.Truncate(align)); off > 0 {
+			now = now.Add(align - off)
+		}
+	}
+	return ticks{start: now, period: period}
+}
+
+// after is the first tick strictly after t.
+func (k ticks) after(t time.Time) time.Time {
+	if t.Before(k.start) {
+		return k.start.Add(k.period)
+	}
+	return k.start.Add((t.Sub(k.start)/k.period + 1) * k.period)
+}
+
+// next is when a ticker whose tick last was received last delivers the
+// next one to a receiver arriving at now: at once if a tick passed in
+// between (a ticker keeps one), else at the next tick.
+func (k ticks) next(last, now time.Time) time.Time {
+	if t := last.Add(k.period); t.After(now) {
+		return t
+	}
+	return now
+}
+
+// consumed is the latest tick at or before now (or start): receiving at
+// now takes the pending tick, and a ticker drops those it could not
+// deliver.
+func (k ticks) consumed(now time.Time) time.Time {
+	return k.after(now).Add(-k.period)
+}
+
+// idleRecheck is, in periods, how long a worker waiting for a change of
+// its container goes without looking again (a safety net: the node
+// signals every change).
+const idleRecheck = 10
+
+// doProbe is one tick of kubelet's worker.doProbe. It reports whether
+// the worker is idle: it returned without probing for a reason only a
+// change of the container's state can undo (held, the container not
+// there, not running or not started, a startup probe done).
+func (w *worker) doProbe(ctx context.Context) (idle bool) {
 	defer func() {
 		// kubelet eats panics in doProbe and keeps going.
 		if r := recover(); r != nil {
 			w.log.Error("probe worker recovered from a panic", "panic", r)
+			idle = false
 		}
 	}()
 	if w.cfg.Probe == nil || w.cfg.State == nil {
-		return
+		return true
 	}
 	start := time.Now()
 	st, ok := w.cfg.State()
 	if !ok || st.ID == "" {
 		// "Either the container has not been created yet, or it was
 		// deleted": wait for more information.
-		return
+		return true
 	}
 	if st.ID != w.containerID {
 		// A new container instance: start over from the initial value and
@@ -167,35 +267,35 @@ func (w *worker) doProbe(ctx context.Context) {
 	}
 	if w.onHold {
 		// "Worker is on hold until there is a new container."
-		return
+		return true
 	}
 	if !st.Running {
 		// "Non-running container probed": not ready.
 		if w.cfg.Kind == Readiness {
 			w.publish(st.ID, Failure)
 		}
-		return
+		return true
 	}
 	if st.Terminating && (w.cfg.Kind == Liveness || w.cfg.Kind == Startup) {
 		// "Pod deletion requested, setting probe result to success" and
 		// stop probing this container.
 		w.publish(st.ID, Success)
 		w.onHold = true
-		return
+		return true
 	}
 	// "Probe disabled for InitialDelaySeconds", counted in whole seconds
 	// from when the container started running.
 	if int32(w.now().Sub(st.StartedAt).Seconds()) < w.spec.InitialDelaySeconds {
-		return
+		return false
 	}
 	if st.Started {
 		// "Stop probing for startup once container has started."
 		if w.cfg.Kind == Startup {
-			return
+			return true
 		}
 	} else if w.cfg.Kind != Startup {
 		// "Disable other probes until container has started."
-		return
+		return true
 	}
 
 	var t Target
@@ -208,15 +308,15 @@ func (w *worker) doProbe(ctx context.Context) {
 	if t.Container == nil {
 		t.Container = w.cfg.Container
 	}
-	o, out, err := attemptWithRetries(ctx, &w.spec, t)
+	o, out, err := attemptWithRetries(ctx, &w.spec, t, &w.http)
 	if ctx.Err() != nil {
 		// A probe cut short by the worker stopping: throw away the result.
-		return
+		return false
 	}
 	result := w.record(o, out, err)
 	if err != nil {
 		// "Prober error, throw away the result."
-		return
+		return false
 	}
 	w.count(result, time.Since(start))
 
@@ -230,7 +330,7 @@ func (w *worker) doProbe(ctx context.Context) {
 		(result == Success && w.resultRun < int(w.spec.SuccessThreshold)) {
 		// "Success or failure is below threshold - leave the probe state
 		// unchanged."
-		return
+		return false
 	}
 	w.publish(st.ID, result)
 
@@ -241,6 +341,7 @@ func (w *worker) doProbe(ctx context.Context) {
 		w.onHold = true
 		w.resultRun = 0
 	}
+	return w.onHold
 }
 
 // record turns an attempt into kubelet's results.Result and records the
@@ -295,10 +396,15 @@ func (w *worker) count(r Result, d time.Duration) {
 		i = 2
 	}
 	if m.ProbeTotal != nil {
-		m.ProbeTotal.With(w.totalLabels[i]).Inc()
+		c := w.total[i]
+		if c == nil {
+			c = m.ProbeTotal.With(w.totalLabels[i])
+			w.total[i] = c
+		}
+		c.Inc()
 	}
 	if r != Failure && m.ProbeDuration != nil {
-		m.ProbeDuration.With(w.durationLabels).Observe(d.Seconds())
+		m.ProbeDuration.WithLabelValues(w.durationValues...).Observe(d.Seconds())
 	}
 }
 
@@ -309,8 +415,9 @@ func (w *worker) deleteMetrics() {
 		return
 	}
 	if m.ProbeTotal != nil {
-		for _, l := range w.totalLabels {
+		for i, l := range w.totalLabels {
 			m.ProbeTotal.Delete(l)
+			w.total[i] = nil
 		}
 	}
 	if m.ProbeDuration != nil {

@@ -526,3 +526,106 @@ func TestRunNilProbe(t *testing.T) {
 	cancel()
 	NewWorker(WorkerConfig{Kind: Liveness}).Run(ctx) // returns, does not panic
 }
+
+func TestTicks(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	sec := time.Second
+
+	// newTicks: kubelet's ticker starts when the worker does; with Align
+	// the phase moves to the next multiple of Align (never earlier).
+	for _, tc := range []struct {
+		name  string
+		now   time.Time
+		align time.Duration
+		want  time.Time
+	}{
+		{"no align: the ticker's own phase", at(1234), 0, at(1234)},
+		{"aligned up to the next 100ms", at(1234), 100 * time.Millisecond, at(1300)},
+		{"already on the grid: unchanged", at(1300), 100 * time.Millisecond, at(1300)},
+		{"just past the grid: almost a full step", at(1301), 100 * time.Millisecond, at(1400)},
+	} {
+		if got := newTicks(tc.now, sec, tc.align).start; !got.Equal(tc.want) {
+			t.Errorf("newTicks %s: start %v, want %v", tc.name, got.Sub(base), tc.want.Sub(base))
+		}
+	}
+
+	k := ticks{start: at(0), period: sec}
+	for _, tc := range []struct {
+		name                       string
+		last, now                  time.Time
+		wantNext, wantAfter, wantC time.Time
+	}{
+		// A probe that ends before the next tick waits for it.
+		{"waits for the next tick", at(0), at(300), at(1000), at(1000), at(0)},
+		// "a ticker keeps one tick": a tick that passed while the probe
+		// ran is delivered at once, the ones before it are dropped.
+		{"a missed tick is delivered at once", at(0), at(1500), at(1500), at(2000), at(1000)},
+		{"several missed ticks: one, at once", at(0), at(3700), at(3700), at(4000), at(3000)},
+		{"on a tick exactly", at(1000), at(2000), at(2000), at(3000), at(2000)},
+		// Before the (aligned) start: the first tick is start+period.
+		{"before start", at(0), at(-50), at(1000), at(1000), at(0)},
+	} {
+		if got := k.next(tc.last, tc.now); !got.Equal(tc.wantNext) {
+			t.Errorf("%s: next = %v, want %v", tc.name, got.Sub(base), tc.wantNext.Sub(base))
+		}
+		if got := k.after(tc.now); !got.Equal(tc.wantAfter) {
+			t.Errorf("%s: after = %v, want %v", tc.name, got.Sub(base), tc.wantAfter.Sub(base))
+		}
+		if tc.now.After(k.start) || tc.now.Equal(k.start) {
+			if got := k.consumed(tc.now); !got.Equal(tc.wantC) {
+				t.Errorf("%s: consumed = %v, want %v", tc.name, got.Sub(base), tc.wantC.Sub(base))
+			}
+		}
+	}
+}
+
+// TestChangedStopsPollingWhileHeld: with WorkerConfig.Changed a worker held
+// after a liveness failure ("Stop probing until we see a new container
+// ID") does not look at its container at every tick; it looks again once
+// told of a change, and resumes probing the new container.
+func TestChangedStopsPollingWhileHeld(t *testing.T) {
+	t.Parallel()
+	for _, withChanged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("changed=%v", withChanged), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, Liveness, 500, func(p *corev1.Probe) { p.FailureThreshold = 1 })
+			var calls atomic.Int32
+			state := h.w.w.cfg.State
+			h.w.w.cfg.State = func() (ContainerState, bool) { calls.Add(1); return state() }
+			changed := make(chan struct{}, 1)
+			if withChanged {
+				h.w.w.cfg.Changed = changed
+			}
+			const period = 20 * time.Millisecond
+			h.w.w.period = period
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			t.Cleanup(func() { cancel(); <-done })
+			go func() { defer close(done); h.w.Run(ctx) }()
+
+			waitFor(t, h, change{"c1", Success})
+			waitFor(t, h, change{"c1", Failure}) // held from here on
+			before := calls.Load()
+			time.Sleep(5 * period)
+			polled := calls.Load() - before
+			if withChanged && polled > 1 {
+				t.Errorf("held worker looked at its container %d times in 5 periods, want at most 1", polled)
+			}
+			if !withChanged && polled < 2 {
+				t.Errorf("held worker without Changed looked at its container %d times in 5 periods; it polls at every tick", polled)
+			}
+
+			// The node restarts the container and says so: the new one
+			// starts as Success and is probed (and fails again).
+			h.c.set(func(s *ContainerState) { s.ID = "c2" })
+			changed <- struct{}{}
+			waitFor(t, h, change{"c2", Success})
+			waitFor(t, h, change{"c2", Failure})
+			if n := h.a.requests.Load(); n != 2 {
+				t.Fatalf("%d probes, want 2 (one per container)", n)
+			}
+		})
+	}
+}

@@ -1,0 +1,326 @@
+// Package dnscmd owns `switchboard dns`: it runs the DNS server from a
+// Corefile (CoreDNS's syntax and plugins), optionally with its own
+// cluster.Store filled from manifests so that the kubernetes plugin has
+// services and endpoints, reloads the Corefile on SIGHUP, and stops with
+// health's lameduck on SIGINT/SIGTERM. It also holds the default Corefile
+// (CoreDNS's kube-dns one) that `switchboard up` uses. It holds no DNS
+// logic: the server is dns/dnsserver, the plugins dns/plugin/*.
+package dnscmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/cluster/admission"
+	"github.com/switchboard-dev/switchboard/cluster/controllers"
+	"github.com/switchboard-dev/switchboard/cluster/manifests"
+	"github.com/switchboard-dev/switchboard/dns/dnsserver"
+	_ "github.com/switchboard-dev/switchboard/dns/plugins/all" // every plugin
+)
+
+// DefaultZone is the cluster domain of the default Corefile.
+const DefaultZone = "cluster.local"
+
+// DefaultServiceCIDR is the service range of the store `dns -f` builds
+// (the loopback sandbox's, as `switchboard up`).
+var DefaultServiceCIDR = netip.MustParsePrefix("127.96.0.0/16")
+
+// DefaultCorefile is CoreDNS's kube-dns Corefile (the one kubeadm and the
+// CoreDNS deployment install) for the cluster domain zone, without loop
+// (not a plugin of ours).
+func DefaultCorefile(zone string) string {
+	if zone == "" {
+		zone = DefaultZone
+	}
+	return `.:53 {
+    errors
+    health {
+        lameduck 5s
+    }
+    ready
+    kubernetes ` + zone + ` in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+        max_concurrent 1000
+    }
+    cache 30
+    reload
+    loadbalance
+}
+`
+}
+
+// Config configures Run.
+type Config struct {
+	// Filename is the Corefile's path: read when Corefile is nil, and read
+	// again on SIGHUP and by the reload plugin. Errors name it.
+	Filename string
+	// Corefile is the Corefile's content; nil means read Filename.
+	Corefile []byte
+	// Port is the port of server block keys that name none (CoreDNS's
+	// -dns.port); "" means 53.
+	Port string
+	// Env is given to every plugin (Store for kubernetes, Registerer and
+	// Gatherer for prometheus, Logger).
+	Env dnsserver.Env
+	// ReloadOnSIGHUP reloads the Corefile from Filename on SIGHUP, as
+	// CoreDNS does.
+	ReloadOnSIGHUP bool
+	// Out receives the startup summary (zones served, as CoreDNS prints
+	// them); nil means none.
+	Out io.Writer
+}
+
+// Run serves DNS from cfg's Corefile until ctx is done, then stops the
+// server (health's lameduck delays this). It returns an error when the
+// Corefile does not load or an address cannot be bound.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Env.Log()
+	corefile := cfg.Corefile
+	if corefile == nil {
+		b, err := os.ReadFile(cfg.Filename)
+		if err != nil {
+			return fmt.Errorf("corefile: %w", err)
+		}
+		corefile = b
+	}
+	env := cfg.Env
+	svc := dnsserver.NewService(cfg.Filename, dnsserver.Options{Port: cfg.Port, Env: &env})
+	var hup chan os.Signal
+	if cfg.ReloadOnSIGHUP {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	if err := svc.Start(corefile); err != nil {
+		return err
+	}
+	if cfg.Out != nil {
+		printZones(cfg.Out, svc.Instance())
+	}
+	var wg sync.WaitGroup
+	if cfg.ReloadOnSIGHUP {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					log.Info("SIGHUP: reloading the Corefile", "file", cfg.Filename)
+					if cfg.Filename == "" {
+						log.Error("SIGHUP: the Corefile has no file to read again")
+						continue
+					}
+					_ = svc.ReloadFile() // a failure is logged; the running config stays
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	err := svc.Stop()
+	wg.Wait()
+	return err
+}
+
+// printZones prints what CoreDNS prints at start: one "ZONE:PORT" line per
+// zone (with " on ADDR" when bound).
+func printZones(w io.Writer, inst *dnsserver.Instance) {
+	var lines []string
+	for _, c := range inst.Configs {
+		l := c.Zone + ":" + c.Port
+		if len(c.ListenHosts) > 0 {
+			l += " on " + strings.Join(c.ListenHosts, ", ")
+		}
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// StoreConfig configures NewStore.
+type StoreConfig struct {
+	Paths       []string     // manifest files and directories
+	ServiceCIDR netip.Prefix // default DefaultServiceCIDR
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+}
+
+// NewStore builds a cluster.Store with the admission chain `switchboard
+// up` uses (defaults, validation, ClusterIP allocation), loads the
+// manifests and runs the manifest source and the controllers (so that
+// EndpointSlices exist) until ctx is done. It returns the store and the
+// problems the manifests had (each names its file); the store is usable
+// with the good objects.
+func NewStore(ctx context.Context, cfg StoreConfig) (*cluster.Store, []error, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = DefaultServiceCIDR
+	}
+	for _, p := range cfg.Paths {
+		if _, err := os.Stat(p); err != nil {
+			return nil, nil, fmt.Errorf("manifests: %w", err)
+		}
+	}
+	store := cluster.NewStore()
+	alloc, err := controllers.NewAllocator(controllers.Config{ServiceCIDR: cfg.ServiceCIDR, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	store.Use(admission.Default, admission.Validate, alloc.Admit)
+	for _, ns := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		if _, err := store.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return nil, nil, fmt.Errorf("namespace %s: %w", ns, err)
+		}
+	}
+	mgr := controllers.New(store, controllers.Config{ServiceCIDR: cfg.ServiceCIDR, Logger: log, Registerer: cfg.Registerer})
+	src := manifests.NewSource(store, cfg.Paths, manifests.Options{Logger: log.With("component", "manifests"), Registerer: cfg.Registerer})
+	go func() {
+		if err := mgr.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("controllers stopped", "err", err)
+		}
+	}()
+	problems := src.Load(ctx)
+	go func() {
+		if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("manifest source stopped", "err", err)
+		}
+	}()
+	select {
+	case <-mgr.Synced():
+	case <-ctx.Done():
+	}
+	return store, problems, nil
+}
+
+// NewCommand returns `switchboard dns`. stateDir is the root command's
+// state directory (unused for now: the DNS server keeps no state).
+func NewCommand(stateDir func() string) *cobra.Command {
+	_ = stateDir
+	var (
+		corefile    string
+		paths       []string
+		port        int
+		printOnly   bool
+		zone        string
+		serviceCIDR string
+	)
+	cmd := &cobra.Command{
+		Use:   "dns [--corefile FILE] [-f MANIFESTS ...] [--dns-port N]",
+		Short: "Run the cluster DNS server (CoreDNS-compatible) from a Corefile",
+		Long: `dns runs a DNS server configured by a Corefile, with CoreDNS's syntax and
+plugins (` + strings.Join(dnsserver.Registered(), ", ") + `).
+Plugins run in CoreDNS's order, not in the order written.
+
+Without --corefile it serves the default Corefile (CoreDNS's kube-dns one,
+see --print-default-corefile). With -f it reads Kubernetes manifests into a
+store of its own (services get cluster IPs, EndpointSlices follow) so that
+the kubernetes plugin answers for them. SIGHUP reloads the Corefile; a
+Corefile that fails keeps the running one.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printOnly {
+				_, err := io.WriteString(cmd.OutOrStdout(), DefaultCorefile(zone))
+				return err
+			}
+			cmd.SilenceUsage = true
+			log := slog.Default()
+			ctx, stop := signalContext()
+			defer stop()
+
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			env := dnsserver.Env{Registerer: reg, Gatherer: reg, Logger: log}
+			if len(paths) > 0 {
+				sc, err := netip.ParsePrefix(serviceCIDR)
+				if err != nil {
+					return fmt.Errorf("--service-cidr: %w", err)
+				}
+				store, problems, err := NewStore(ctx, StoreConfig{Paths: paths, ServiceCIDR: sc.Masked(), Registerer: reg, Logger: log})
+				if err != nil {
+					return err
+				}
+				for _, p := range problems {
+					log.Error("manifest problem", "err", p)
+				}
+				env.Store = store
+			}
+			cfg := Config{Filename: corefile, Env: env, ReloadOnSIGHUP: true, Out: cmd.OutOrStdout()}
+			if corefile == "" {
+				cfg.Filename = "Corefile (default)"
+				cfg.Corefile = []byte(DefaultCorefile(zone))
+				cfg.ReloadOnSIGHUP = false
+			}
+			if port > 0 {
+				cfg.Port = fmt.Sprint(port)
+			}
+			return Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&corefile, "corefile", "", "the Corefile (default: the kube-dns Corefile of --print-default-corefile)")
+	f.StringArrayVarP(&paths, "filename", "f", nil, "manifest file or directory (recursive) to serve records for; repeatable")
+	f.IntVar(&port, "dns-port", 0, "port of server blocks that name none (CoreDNS's -dns.port; default 53)")
+	f.BoolVar(&printOnly, "print-default-corefile", false, "print the default Corefile and exit")
+	f.StringVar(&zone, "cluster-domain", DefaultZone, "cluster domain of the default Corefile")
+	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs of the store built from -f")
+	return cmd
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+		cancel()
+		select {
+		case <-ch:
+			fmt.Fprintln(os.Stderr, "second signal: exiting now")
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			cancel()
+		})
+	}
+}
