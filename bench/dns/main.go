@@ -26,8 +26,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -65,6 +68,7 @@ const (
 
 func main() {
 	role := flag.String("role", "", "internal: ours | api")
+	podsMode := flag.String("pods-mode", "insecure", "internal: the kubernetes plugin's pods mode")
 	services := flag.Int("services", 10000, "services")
 	endpoints := flag.Int("endpoints", 10, "endpoints per service")
 	pods := flag.Int("pods", 100000, "pods")
@@ -74,7 +78,7 @@ func main() {
 	var err error
 	switch *role {
 	case "ours":
-		err = serveOurs(g)
+		err = serveOurs(g, *podsMode)
 	case "api":
 		err = serveAPI(g)
 	case "":
@@ -102,7 +106,9 @@ func ipOf(base netip.Addr, i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-func (g gen) fill(s *cluster.Store) error {
+// fill creates the objects; pods only when withPods (DNS watches pods only
+// with `pods verified`, so that is all a cluster-mode DNS would hold).
+func (g gen) fill(s *cluster.Store, withPods bool) error {
 	nss := map[string]bool{}
 	for i := 0; i < g.services; i++ {
 		nss[g.namespace(i)] = true
@@ -146,7 +152,7 @@ func (g gen) fill(s *cluster.Store) error {
 			return err
 		}
 	}
-	for i := 0; i < g.pods; i++ {
+	for i := 0; withPods && i < g.pods; i++ {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod%d", i), Namespace: g.namespace(i % max(g.services, 1))},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Command: []string{"x"}}}},
@@ -161,12 +167,12 @@ func (g gen) fill(s *cluster.Store) error {
 
 // corefile is CoreDNS's kube-dns Corefile, bound to addr, forwarding to
 // the benchmark's loopback upstream. extra goes into the kubernetes block.
-func corefile(addr, extra string) string {
+func corefile(addr, podsMode, extra string) string {
 	return fmt.Sprintf(`.:%s {
     bind %s
     errors
     kubernetes %s in-addr.arpa ip6.arpa {
-        pods insecure
+        pods %s
         fallthrough in-addr.arpa ip6.arpa
         ttl 30
 %s    }
@@ -176,7 +182,7 @@ func corefile(addr, extra string) string {
     cache 30
     loadbalance
 }
-`, dnsPort, addr, zone, extra, upstreamAddr, dnsPort)
+`, dnsPort, addr, zone, podsMode, extra, upstreamAddr, dnsPort)
 }
 
 func waitSignal() {
@@ -185,13 +191,16 @@ func waitSignal() {
 	<-ch
 }
 
-func serveOurs(g gen) error {
+func serveOurs(g gen, podsMode string) error {
 	s := cluster.NewStore()
-	if err := g.fill(s); err != nil {
+	if err := g.fill(s, podsMode == "verified"); err != nil {
 		return err
 	}
+	if os.Getenv("SWITCHBOARD_BENCH_PPROF") != "" {
+		go func() { _ = http.ListenAndServe(oursAddr+":6060", nil) }() // net/http/pprof's handlers
+	}
 	svc := dnsserver.NewService("Corefile", dnsserver.Options{Port: dnsPort, Env: &dnsserver.Env{Store: s}})
-	if err := svc.Start([]byte(corefile(oursAddr, ""))); err != nil {
+	if err := svc.Start([]byte(corefile(oursAddr, podsMode, ""))); err != nil {
 		return err
 	}
 	fmt.Println("ready")
@@ -201,7 +210,7 @@ func serveOurs(g gen) error {
 
 func serveAPI(g gen) error {
 	s := cluster.NewStore()
-	if err := g.fill(s); err != nil {
+	if err := g.fill(s, true); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", apiAddr)
@@ -235,12 +244,13 @@ func upstream() (*mdns.Server, error) {
 }
 
 // child starts this program with a role and waits for its "ready" line.
-func child(role string, g gen) (*exec.Cmd, error) {
+func child(role string, g gen, extra ...string) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-role", role, "-services", strconv.Itoa(g.services), "-endpoints", strconv.Itoa(g.endpoints), "-pods", strconv.Itoa(g.pods))
+	args := append([]string{"-role", role, "-services", strconv.Itoa(g.services), "-endpoints", strconv.Itoa(g.endpoints), "-pods", strconv.Itoa(g.pods)}, extra...)
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -362,8 +372,7 @@ func run(g gen, seconds int) error {
 	if _, err := exec.LookPath("dnsperf"); err != nil {
 		return fmt.Errorf("dnsperf not found: apt-get install dnsperf (./test.sh installs it)")
 	}
-	coredns, err := corednsBinary()
-	if err != nil {
+	if _, err := corednsBinary(); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "switchboard-bench-dns-")
@@ -381,40 +390,20 @@ func run(g gen, seconds int) error {
 		return err
 	}
 
-	fmt.Fprintf(os.Stderr, "loading %d services × %d endpoints and %d pods into each server ...\n", g.services, g.endpoints, g.pods)
-	t0 := time.Now()
-	ours, err := child("ours", g)
-	if err != nil {
-		return err
-	}
-	defer stop(ours)
-	probe := fmt.Sprintf("svc%d.%s.svc.%s.", g.services-1, g.namespace(g.services-1), zone)
-	if err := waitAnswer(oursAddr, probe, 5*time.Minute); err != nil {
-		return err
-	}
-	oursReady := time.Since(t0)
-
 	api, err := child("api", g)
 	if err != nil {
 		return err
 	}
 	defer stop(api)
-	cf := filepath.Join(dir, "Corefile")
-	if err := os.WriteFile(cf, []byte(corefile(corednsAddr, "        endpoint http://"+apiAddr+"\n")), 0o644); err != nil {
-		return err
-	}
-	t1 := time.Now()
-	cd := exec.Command(coredns, "-conf", cf)
-	cd.Stdout, cd.Stderr = nil, nil
-	if err := cd.Start(); err != nil {
-		return err
-	}
-	defer stop(cd)
-	if err := waitAnswer(corednsAddr, probe, 5*time.Minute); err != nil {
-		return err
-	}
-	corednsReady := time.Since(t1)
 
+	fmt.Fprintf(os.Stderr, "pods insecure (kube-dns's default): loading %d services × %d endpoints ...\n", g.services, g.endpoints)
+	pr, err := startPair(g, dir, "insecure")
+	if err != nil {
+		return err
+	}
+	defer pr.stop()
+	ours, cd := pr.ours, pr.coredns
+	oursReady, corednsReady := pr.oursReady, pr.corednsReady
 	memOurs0, _ := benchnode.ProcUsage(ours.Process.Pid)
 	memCD0, _ := benchnode.ProcUsage(cd.Process.Pid)
 
@@ -432,8 +421,34 @@ func run(g gen, seconds int) error {
 			results[w] = r
 		}
 	}
+	if dst := os.Getenv("SWITCHBOARD_BENCH_PPROF"); dst != "" {
+		if err := saveProfile("http://"+oursAddr+":6060/debug/pprof/heap", dst); err != nil {
+			fmt.Fprintln(os.Stderr, "heap profile:", err)
+		} else {
+			fmt.Fprintln(os.Stderr, "heap profile of our server saved to", dst)
+		}
+	}
 	memOurs1, _ := benchnode.ProcUsage(ours.Process.Pid)
 	memCD1, _ := benchnode.ProcUsage(cd.Process.Pid)
+
+	pr.stop()
+	fmt.Fprintf(os.Stderr, "pods verified: both servers watch the %d pods too ...\n", g.pods)
+	prv, err := startPair(g, dir, "verified")
+	if err != nil {
+		return err
+	}
+	defer prv.stop()
+	memOursV0, _ := benchnode.ProcUsage(prv.ours.Process.Pid)
+	memCDV0, _ := benchnode.ProcUsage(prv.coredns.Process.Pid)
+	pv := [2]perf{}
+	for i, addr := range []string{oursAddr, corednsAddr} {
+		if pv[i], err = dnsperf(addr, files["internal"], seconds); err != nil {
+			return err
+		}
+	}
+	memOursV1, _ := benchnode.ProcUsage(prv.ours.Process.Pid)
+	memCDV1, _ := benchnode.ProcUsage(prv.coredns.Process.Pid)
+	prv.stop()
 
 	fmt.Printf("bench/dns: %d services × %d endpoints, %d pods; dnsperf -c 4 -q 200, %ds per run, sharing the machine's cores; %s\n\n",
 		g.services, g.endpoints, g.pods, seconds, time.Now().Format(time.RFC3339))
@@ -450,7 +465,78 @@ func run(g gen, seconds int) error {
 	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after loading", mb(memOurs0.RSS), mb(memCD0.RSS), float64(memCD0.RSS)/float64(memOurs0.RSS))
 	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after the runs", mb(memOurs1.RSS), mb(memCD1.RSS), float64(memCD1.RSS)/float64(memOurs1.RSS))
 	fmt.Printf("%-34s %13.1fs %13.1fs\n", "time to first answer", oursReady.Seconds(), corednsReady.Seconds())
+	fmt.Printf("\nwith pods verified (both servers watch the %d pods):\n", g.pods)
+	fmt.Printf("%-34s %14.0f %14.0f %7.2fx\n", "internal QPS", pv[0].qps, pv[1].qps, pv[0].qps/pv[1].qps)
+	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after loading", mb(memOursV0.RSS), mb(memCDV0.RSS), float64(memCDV0.RSS)/float64(memOursV0.RSS))
+	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after the run", mb(memOursV1.RSS), mb(memCDV1.RSS), float64(memCDV1.RSS)/float64(memOursV1.RSS))
+	fmt.Printf("%-34s %13.1fs %13.1fs\n", "time to first answer", prv.oursReady.Seconds(), prv.corednsReady.Seconds())
 	fmt.Printf("\nratio: QPS and memory as switchboard's advantage (>1 is better for switchboard); CoreDNS's published memory model gives (pods+services)/1000+54 = %.0f MB\n",
 		float64(g.pods+g.services)/1000+54)
 	return nil
+}
+
+// saveProfile fetches a pprof profile to a file (SWITCHBOARD_BENCH_PPROF).
+func saveProfile(url, dst string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+// pair is our server and CoreDNS, started with the same Corefile.
+type pair struct {
+	ours, coredns           *exec.Cmd
+	oursReady, corednsReady time.Duration
+}
+
+func (p *pair) stop() {
+	stop(p.ours)
+	stop(p.coredns)
+	p.ours, p.coredns = nil, nil
+}
+
+// startPair starts both servers with the kube-dns Corefile in podsMode and
+// waits until each answers for the last service.
+func startPair(g gen, dir, podsMode string) (*pair, error) {
+	coredns, err := corednsBinary()
+	if err != nil {
+		return nil, err
+	}
+	p := &pair{}
+	probe := fmt.Sprintf("svc%d.%s.svc.%s.", g.services-1, g.namespace(g.services-1), zone)
+	t0 := time.Now()
+	if p.ours, err = child("ours", g, "-pods-mode", podsMode); err != nil {
+		return nil, err
+	}
+	if err := waitAnswer(oursAddr, probe, 5*time.Minute); err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.oursReady = time.Since(t0)
+	cf := filepath.Join(dir, "Corefile."+podsMode)
+	if err := os.WriteFile(cf, []byte(corefile(corednsAddr, podsMode, "        endpoint http://"+apiAddr+"\n")), 0o644); err != nil {
+		p.stop()
+		return nil, err
+	}
+	t1 := time.Now()
+	p.coredns = exec.Command(coredns, "-conf", cf)
+	if err := p.coredns.Start(); err != nil {
+		p.coredns = nil
+		p.stop()
+		return nil, err
+	}
+	if err := waitAnswer(corednsAddr, probe, 5*time.Minute); err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.corednsReady = time.Since(t1)
+	return p, nil
 }

@@ -247,8 +247,16 @@ func listenUDP(addr string, pktinfo bool) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pc.(*net.UDPConn), nil
+	u := pc.(*net.UDPConn)
+	// Bursts of queries (a pod starting, a dnsperf run) outpace the
+	// readers for a moment; the default buffer (rmem_default, 208 KiB)
+	// then drops datagrams. Ask for more; the kernel caps it at rmem_max.
+	_ = u.SetReadBuffer(udpReadBuffer)
+	return u, nil
 }
+
+// udpReadBuffer is the receive buffer asked for each UDP socket.
+const udpReadBuffer = 4 << 20
 
 // serve starts the readers of every socket.
 func (l *listenerSet) serve() {
@@ -322,9 +330,17 @@ func (u *udpConn) spawn() {
 	go u.read()
 }
 
+// maxUDPQuery is the largest UDP query read. Queries are a question and
+// perhaps an OPT record (EDNS0 sizes top out at 4096 in practice), so 4 KiB
+// is ample, and every reader goroutine holds one such buffer: under
+// forwarding load there is one reader per outstanding query, and 64 KiB
+// each added tens of megabytes. A larger datagram arrives truncated
+// (MSG_TRUNC) and is dropped, as a server that cannot read it.
+const maxUDPQuery = 4096
+
 var writerPool = sync.Pool{New: func() any {
 	return &udpWriter{
-		in:  make([]byte, dns.MaxMsgSize),
+		in:  make([]byte, maxUDPQuery),
 		oob: make([]byte, 128),
 		out: make([]byte, 0, 4096),
 		so:  make([]byte, 64),
@@ -342,7 +358,7 @@ func (u *udpConn) read() {
 	errs := 0
 	for {
 		u.idle.Add(1)
-		n, oobn, _, raddr, err := u.conn.ReadMsgUDPAddrPort(w.in, w.oob)
+		n, oobn, flags, raddr, err := u.conn.ReadMsgUDPAddrPort(w.in, w.oob)
 		if u.idle.Add(-1) == 0 && err == nil {
 			u.spawn()
 		}
@@ -357,6 +373,9 @@ func (u *udpConn) read() {
 			continue
 		}
 		errs = 0
+		if flags&msgTrunc != 0 {
+			continue // larger than maxUDPQuery: unreadable
+		}
 		w.reset(raddr, w.oob[:oobn])
 		s := u.set.enter()
 		s.ServePacket(w, w.in[:n])
@@ -517,3 +536,6 @@ func (w *udpWriter) Hijack()             {}
 func (w *udpWriter) Network() string     { return "udp" }
 
 var _ dns.ResponseWriter = (*udpWriter)(nil)
+
+// msgTrunc is the recvmsg flag of a datagram larger than the buffer.
+const msgTrunc = unix.MSG_TRUNC
