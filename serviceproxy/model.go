@@ -1,0 +1,172 @@
+// Package serviceproxy owns Switchboard's kube-proxy: it turns Services and
+// EndpointSlices from the cluster.Store into a model of service ports and
+// their endpoints (change tracking, as kube-proxy's pkg/proxy), coalesces
+// changes with a bounded-frequency runner, and hands the whole desired
+// State to one Backend per mode (serviceproxy/nftables, iptables, ipvs,
+// userspace), which renders it and applies it as one transaction. It also
+// serves kube-proxy's /healthz, /livez and /metrics and the
+// healthCheckNodePort servers. It never touches pods or DNS.
+package serviceproxy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ServicePortName names one port of one Service, as kube-proxy's
+// proxy.ServicePortName.
+type ServicePortName struct {
+	types.NamespacedName
+	Port     string // the port's name ("" for a single unnamed port)
+	Protocol corev1.Protocol
+}
+
+func (n ServicePortName) String() string {
+	return fmt.Sprintf("%s%s", n.NamespacedName.String(), fmtPortName(n.Port))
+}
+
+func fmtPortName(in string) string {
+	if in == "" {
+		return ""
+	}
+	return ":" + in
+}
+
+// ServicePort is everything a proxy needs to know of one service port.
+// Address slices hold the addresses of every family the service has;
+// backends pick the family they program.
+type ServicePort struct {
+	Name ServicePortName
+	Type corev1.ServiceType
+
+	ClusterIPs []netip.Addr // empty for headless services (never proxied)
+	Port       int32        // the service's port
+	Protocol   corev1.Protocol
+	NodePort   int32 // 0 when none
+
+	ExternalIPs              []netip.Addr
+	LoadBalancerVIPs         []netip.Addr   // status.loadBalancer.ingress IPs (ipMode VIP or unset)
+	LoadBalancerSourceRanges []netip.Prefix // empty = all
+
+	// StickyMaxAge is the ClientIP session affinity timeout; 0 means no
+	// affinity (sessionAffinity None).
+	StickyMaxAge time.Duration
+
+	ExternalPolicyLocal bool  // externalTrafficPolicy: Local (NodePort, LB, external IPs)
+	InternalPolicyLocal bool  // internalTrafficPolicy: Local (cluster IP)
+	HealthCheckNodePort int32 // for externalTrafficPolicy Local LoadBalancers
+
+	// TrafficDistribution is spec.trafficDistribution ("" when unset):
+	// PreferClose, PreferSameZone, PreferSameNode.
+	TrafficDistribution string
+}
+
+// UsesClusterEndpoints tells whether traffic to the cluster IP may go to
+// endpoints on any node.
+func (s *ServicePort) UsesClusterEndpoints() bool {
+	return !s.InternalPolicyLocal || s.externallyAccessible() && !s.ExternalPolicyLocal
+}
+
+// UsesLocalEndpoints tells whether some traffic goes only to endpoints on
+// this node.
+func (s *ServicePort) UsesLocalEndpoints() bool {
+	return s.InternalPolicyLocal || s.ExternalPolicyLocal && s.externallyAccessible()
+}
+
+func (s *ServicePort) externallyAccessible() bool {
+	return s.NodePort != 0 || len(s.LoadBalancerVIPs) > 0 || len(s.ExternalIPs) > 0
+}
+
+// Endpoint is one address and port serving a ServicePort, with the
+// conditions of discovery/v1.
+type Endpoint struct {
+	IP          netip.Addr
+	Port        int32
+	Ready       bool // ready condition (nil in the slice counts as true)
+	Serving     bool // serving condition (nil counts as Ready's value)
+	Terminating bool
+	NodeName    string
+	Zone        string
+	IsLocal     bool     // on this node
+	ZoneHints   []string // hints.forZones
+	NodeHints   []string // hints.forNodes
+}
+
+// String is "IP:port".
+func (e *Endpoint) String() string { return netip.AddrPortFrom(e.IP, uint16(e.Port)).String() }
+
+// Node is what a proxy knows of the node it runs on.
+type Node struct {
+	Name   string
+	IPs    []netip.Addr // addresses NodePorts answer on
+	Zone   string       // topology.kubernetes.io/zone label
+	Labels map[string]string
+}
+
+// State is the whole desired state a backend programs: every proxied
+// service port and its endpoints. Backends must treat it as read-only.
+type State struct {
+	Node         Node
+	ClusterCIDRs []netip.Prefix // traffic from outside these is masqueraded (empty: masquerade all external-facing traffic as kube-proxy does without --cluster-cidr)
+	Services     map[ServicePortName]*ServicePort
+	Endpoints    map[ServicePortName][]*Endpoint
+	// Changed lists the service ports whose service or endpoints changed
+	// since the previous State handed to the backend (every one on the
+	// first sync, or after a failed one). Backends may use it to apply
+	// incrementally; the result must equal a full render of State.
+	Changed map[ServicePortName]bool
+	// Full is true when the backend must render and apply everything
+	// (first sync, periodic resync, after an error).
+	Full bool
+	// Removed lists service ports present before and gone now (for UDP
+	// conntrack clean-up and incremental removal).
+	Removed []ServicePortName
+	// StaleUDPEndpoints are UDP endpoints removed since the last sync,
+	// per service port: conntrack entries towards them must be flushed.
+	StaleUDPEndpoints map[ServicePortName][]*Endpoint
+	// Generation counts syncs.
+	Generation uint64
+}
+
+// Backend programs one proxy mode. Sync is called from one goroutine only.
+type Backend interface {
+	// Name is the mode: "nftables", "iptables", "ipvs", "userspace".
+	Name() string
+	// Sync renders state and applies it as one transaction. On error
+	// nothing half-written may remain in force (the previous rules stay),
+	// and the runner calls Sync again with Full set.
+	Sync(ctx context.Context, state *State) error
+	// Cleanup removes everything this backend ever created (--cleanup,
+	// and when switching modes).
+	Cleanup(ctx context.Context) error
+}
+
+// DryRunner is implemented by backends that can print exactly what they
+// would apply for a state (the iptables-restore input, the nft script).
+type DryRunner interface {
+	Render(state *State) ([]byte, error)
+}
+
+// CategorizeEndpoints splits a service port's endpoints as kube-proxy's
+// pkg/proxy/topology.go CategorizeEndpoints does:
+//
+//   - clusterEndpoints: the endpoints for traffic under the Cluster policy
+//     (nil when the service uses only Local policies);
+//   - localEndpoints: the endpoints for traffic under a Local policy (nil
+//     when the service uses none);
+//   - allReachableEndpoints: the union, for the few features that need
+//     every endpoint (affinity, the health check's count);
+//   - hasAnyEndpoints: whether any endpoint exists at all, even unusable,
+//     which decides between REJECT and DROP when none is usable.
+//
+// Ready endpoints are used; when none is ready, serving-and-terminating
+// ones are used instead; topology (trafficDistribution, hints) narrows the
+// cluster endpoints when every usable endpoint carries the needed hints.
+func CategorizeEndpoints(endpoints []*Endpoint, svc *ServicePort, nodeName, zone string) (clusterEndpoints, localEndpoints, allReachableEndpoints []*Endpoint, hasAnyEndpoints bool) {
+	return categorize(endpoints, svc, nodeName, zone)
+}
