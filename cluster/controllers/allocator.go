@@ -357,10 +357,18 @@ func (a *Allocator) admitLocked(svc, old *corev1.Service) error {
 			errs = append(errs, field.Invalid(specPath.Child("clusterIPs").Index(1), svc.Spec.ClusterIPs[1],
 				fmt.Sprintf("this cluster is single-stack (%s): a Service has one cluster IP", a.family)))
 		}
-		if p := svc.Spec.IPFamilyPolicy; p != nil && *p == corev1.IPFamilyPolicyRequireDualStack {
+		// A headless Service without a selector allocates nothing: the API
+		// server returns before its family checks (alloc.go), so the
+		// RequireDualStack [IPv4, IPv6] that defaulting gives such a
+		// Service is accepted on a single-stack cluster too.
+		headlessNoSelector := ip == corev1.ClusterIPNone && len(svc.Spec.Selector) == 0
+		if p := svc.Spec.IPFamilyPolicy; p != nil && *p == corev1.IPFamilyPolicyRequireDualStack && !headlessNoSelector {
 			errs = append(errs, field.Invalid(specPath.Child("ipFamilyPolicy"), *p, "this cluster is not configured for dual-stack services"))
 		}
 		for i, f := range svc.Spec.IPFamilies {
+			if headlessNoSelector {
+				break
+			}
 			if i > 0 && svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy == corev1.IPFamilyPolicyPreferDualStack {
 				break
 			}
