@@ -66,19 +66,26 @@ type ServicePort struct {
 	TrafficDistribution string
 }
 
-// UsesClusterEndpoints tells whether traffic to the cluster IP may go to
-// endpoints on any node.
+// UsesClusterEndpoints tells whether the service port ever sends traffic
+// to endpoints under the "Cluster" policy. As kube-proxy's serviceport.go:
+// "The service port uses Cluster endpoints if the internal traffic policy
+// is "Cluster", or if it accepts external traffic at all. (Even if the
+// external traffic policy is "Local", we need Cluster endpoints to
+// implement short circuiting.)"
 func (s *ServicePort) UsesClusterEndpoints() bool {
-	return !s.InternalPolicyLocal || s.externallyAccessible() && !s.ExternalPolicyLocal
+	return !s.InternalPolicyLocal || s.ExternallyAccessible()
 }
 
-// UsesLocalEndpoints tells whether some traffic goes only to endpoints on
-// this node.
+// UsesLocalEndpoints tells whether the service port ever sends traffic to
+// endpoints under the "Local" policy (only endpoints on this node).
 func (s *ServicePort) UsesLocalEndpoints() bool {
-	return s.InternalPolicyLocal || s.ExternalPolicyLocal && s.externallyAccessible()
+	return s.InternalPolicyLocal || s.ExternalPolicyLocal && s.ExternallyAccessible()
 }
 
-func (s *ServicePort) externallyAccessible() bool {
+// ExternallyAccessible tells whether the service port is reachable by
+// something other than its cluster IP (a NodePort, an external IP or a
+// load-balancer IP).
+func (s *ServicePort) ExternallyAccessible() bool {
 	return s.NodePort != 0 || len(s.LoadBalancerVIPs) > 0 || len(s.ExternalIPs) > 0
 }
 
@@ -87,9 +94,9 @@ func (s *ServicePort) externallyAccessible() bool {
 type Endpoint struct {
 	IP          netip.Addr
 	Port        int32
-	Ready       bool // ready condition (nil in the slice counts as true)
-	Serving     bool // serving condition (nil counts as Ready's value)
-	Terminating bool
+	Ready       bool // ready condition (nil counts as true)
+	Serving     bool // serving condition (nil counts as true, as the API and kube-proxy read it)
+	Terminating bool // terminating condition (nil counts as false)
 	NodeName    string
 	Zone        string
 	IsLocal     bool     // on this node
@@ -114,11 +121,17 @@ type State struct {
 	Node         Node
 	ClusterCIDRs []netip.Prefix // traffic from outside these is masqueraded (empty: masquerade all external-facing traffic as kube-proxy does without --cluster-cidr)
 	Services     map[ServicePortName]*ServicePort
-	Endpoints    map[ServicePortName][]*Endpoint
-	// Changed lists the service ports whose service or endpoints changed
-	// since the previous State handed to the backend (every one on the
-	// first sync, or after a failed one). Backends may use it to apply
-	// incrementally; the result must equal a full render of State.
+	// Endpoints holds the endpoints of every port named in an
+	// EndpointSlice, sorted by address and port, deduplicated across the
+	// service's slices; it may name ports no service has (ignore them).
+	// A *ServicePort or []*Endpoint that did not change is the same
+	// pointer (slice) in consecutive States.
+	Endpoints map[ServicePortName][]*Endpoint
+	// Changed lists the service ports whose service or endpoints differ
+	// from the last State the backend applied successfully; when Full is
+	// set (the first sync, a periodic resync, after a failed one) it lists
+	// every service port. Backends may use it to apply incrementally; the
+	// result must equal a full render of State.
 	Changed map[ServicePortName]bool
 	// Full is true when the backend must render and apply everything
 	// (first sync, periodic resync, after an error).
@@ -128,7 +141,18 @@ type State struct {
 	Removed []ServicePortName
 	// StaleUDPEndpoints are UDP endpoints removed since the last sync,
 	// per service port: conntrack entries towards them must be flushed.
+	// (As kube-proxy: an endpoint that was serving before and is gone or no
+	// longer serving now.)
 	StaleUDPEndpoints map[ServicePortName][]*Endpoint
+	// RemovedServices holds the ports listed in Removed as they were last
+	// applied (their IPs and ports, for conntrack clean-up).
+	RemovedServices map[ServicePortName]*ServicePort
+	// StaleUDPServices are UDP service ports that had no serving endpoint
+	// in the previous state and have one now (every UDP service port with
+	// a serving endpoint on the first sync): conntrack entries towards their
+	// IPs (which may hold the "no endpoints" verdict) must be flushed, as
+	// kube-proxy does.
+	StaleUDPServices []ServicePortName
 	// Generation counts syncs.
 	Generation uint64
 }
@@ -161,12 +185,16 @@ type DryRunner interface {
 //     when the service uses none);
 //   - allReachableEndpoints: the union, for the few features that need
 //     every endpoint (affinity, the health check's count);
-//   - hasAnyEndpoints: whether any endpoint exists at all, even unusable,
-//     which decides between REJECT and DROP when none is usable.
+//   - hasAnyEndpoints: whether the service has a usable endpoint (ready,
+//     or serving and terminating) anywhere in the cluster, even when none
+//     is usable from this node; it decides between REJECT (no endpoint at
+//     all) and DROP (a Local policy without local endpoints).
 //
 // Ready endpoints are used; when none is ready, serving-and-terminating
-// ones are used instead; topology (trafficDistribution, hints) narrows the
-// cluster endpoints when every usable endpoint carries the needed hints.
+// ones are used instead (separately for Cluster and Local); topology
+// (hints, or trafficDistribution when no endpoint carries hints) narrows
+// the cluster endpoints when every ready endpoint carries the needed hints
+// and one is hinted for this node or zone. See topology.go.
 func CategorizeEndpoints(endpoints []*Endpoint, svc *ServicePort, nodeName, zone string) (clusterEndpoints, localEndpoints, allReachableEndpoints []*Endpoint, hasAnyEndpoints bool) {
 	return categorize(endpoints, svc, nodeName, zone)
 }

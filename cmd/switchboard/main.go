@@ -13,6 +13,8 @@ import (
 	"github.com/switchboard-dev/switchboard/cli"
 	"github.com/switchboard-dev/switchboard/demo"
 	"github.com/switchboard-dev/switchboard/dns/dnscmd"
+	_ "github.com/switchboard-dev/switchboard/serviceproxy/modes/all" // every proxy mode
+	"github.com/switchboard-dev/switchboard/serviceproxy/proxycmd"
 	"github.com/switchboard-dev/switchboard/standalone"
 )
 
@@ -48,6 +50,7 @@ func main() {
 	root.AddCommand(cli.NewCommands(opts, os.Stdout, os.Stderr)...)
 	root.AddCommand(demo.NewCommand())
 	root.AddCommand(dnscmd.NewCommand(cli.DefaultStateDir))
+	root.AddCommand(proxycmd.NewCommand())
 
 	if err := root.Execute(); err != nil {
 		// The kubectl-style commands print their own errors in kubectl's

@@ -9,7 +9,6 @@ package dnscmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,13 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchboard-dev/switchboard/cluster"
-	"github.com/switchboard-dev/switchboard/cluster/admission"
-	"github.com/switchboard-dev/switchboard/cluster/controllers"
-	"github.com/switchboard-dev/switchboard/cluster/manifests"
+	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/dns/dnsserver"
 	_ "github.com/switchboard-dev/switchboard/dns/plugins/all" // every plugin
 )
@@ -175,49 +170,14 @@ type StoreConfig struct {
 // manifests and runs the manifest source and the controllers (so that
 // EndpointSlices exist) until ctx is done. It returns the store and the
 // problems the manifests had (each names its file); the store is usable
-// with the good objects.
+// with the good objects. It is cluster/standalonestore.New.
 func NewStore(ctx context.Context, cfg StoreConfig) (*cluster.Store, []error, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = DefaultServiceCIDR
 	}
-	for _, p := range cfg.Paths {
-		if _, err := os.Stat(p); err != nil {
-			return nil, nil, fmt.Errorf("manifests: %w", err)
-		}
-	}
-	store := cluster.NewStore()
-	alloc, err := controllers.NewAllocator(controllers.Config{ServiceCIDR: cfg.ServiceCIDR, Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	store.Use(admission.Default, admission.Validate, alloc.Admit)
-	for _, ns := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
-		if _, err := store.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return nil, nil, fmt.Errorf("namespace %s: %w", ns, err)
-		}
-	}
-	mgr := controllers.New(store, controllers.Config{ServiceCIDR: cfg.ServiceCIDR, Logger: log, Registerer: cfg.Registerer})
-	src := manifests.NewSource(store, cfg.Paths, manifests.Options{Logger: log.With("component", "manifests"), Registerer: cfg.Registerer})
-	go func() {
-		if err := mgr.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("controllers stopped", "err", err)
-		}
-	}()
-	problems := src.Load(ctx)
-	go func() {
-		if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("manifest source stopped", "err", err)
-		}
-	}()
-	select {
-	case <-mgr.Synced():
-	case <-ctx.Done():
-	}
-	return store, problems, nil
+	return standalonestore.New(ctx, standalonestore.Config{
+		Paths: cfg.Paths, ServiceCIDR: cfg.ServiceCIDR, Registerer: cfg.Registerer, Logger: cfg.Logger,
+	})
 }
 
 // NewCommand returns `switchboard dns`. stateDir is the root command's

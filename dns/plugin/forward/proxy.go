@@ -430,7 +430,10 @@ func (p *Proxy) Connect(ctx context.Context, state *request.Request, opts Option
 		}
 		ret = new(dns.Msg)
 		if err := ret.Unpack(rbuf[:n]); err != nil {
-			if ret.Id == id && isUDP && shouldTruncateResponse(err) {
+			// Only a whole header (12 bytes) with our ID makes an oversized
+			// answer: a shorter packet is garbage (its ID field stays 0,
+			// which a random ID equals once in 65,536 tries).
+			if n >= 12 && ret.Id == id && isUDP && shouldTruncateResponse(err) {
 				// An upstream that sends more than the client's buffer (e.g.
 				// >512 bytes without EDNS0): answer empty with TC so the
 				// client retries over TCP.
