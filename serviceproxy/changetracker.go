@@ -519,17 +519,42 @@ func (t *tracker) checkout() checkout {
 	return c
 }
 
+// LabelServiceProxyName marks a Service (and its EndpointSlices) served by
+// another proxy: kube-proxy watches both kinds with the label selector
+// "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+// (cmd/kube-proxy/app/server.go), so an object with either label is, for
+// it, not there at all.
+const LabelServiceProxyName = "service.kubernetes.io/service-proxy-name"
+
+// selected reports whether kube-proxy's label selector selects an object
+// with these labels.
+func selected(labels map[string]string) bool {
+	if _, ok := labels[LabelServiceProxyName]; ok {
+		return false
+	}
+	_, headless := labels[corev1.IsHeadlessService]
+	return !headless
+}
+
 // handlers returns the store event handlers feeding t.
 func (t *tracker) serviceHandler() cache.ResourceEventHandler {
+	update := func(s *corev1.Service) {
+		nn := types.NamespacedName{Namespace: s.Namespace, Name: s.Name}
+		if !selected(s.Labels) {
+			t.serviceUpdate(nn, nil) // labelled away: as a delete
+			return
+		}
+		t.serviceUpdate(nn, s)
+	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if s, ok := obj.(*corev1.Service); ok {
-				t.serviceUpdate(types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, s)
+				update(s)
 			}
 		},
 		UpdateFunc: func(_, obj any) {
 			if s, ok := obj.(*corev1.Service); ok {
-				t.serviceUpdate(types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, s)
+				update(s)
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -547,7 +572,7 @@ func (t *tracker) sliceHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-				t.sliceUpdate(s, false)
+				t.sliceUpdate(s, !selected(s.Labels))
 			}
 		},
 		UpdateFunc: func(oldObj, obj any) {
@@ -563,7 +588,7 @@ func (t *tracker) sliceHandler() cache.ResourceEventHandler {
 					t.sliceUpdate(old, true)
 				}
 			}
-			t.sliceUpdate(s, false)
+			t.sliceUpdate(s, !selected(s.Labels))
 		},
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {

@@ -237,3 +237,36 @@ func TestBuildState(t *testing.T) {
 		t.Fatalf("state: Full=%v changed=%v zone=%q endpoints=%v", st.Full, st.Changed, st.Node.Zone, st.Endpoints[web])
 	}
 }
+
+// kube-proxy watches Services and EndpointSlices with the label selector
+// "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless":
+// an object with either label is not proxied, and gaining the label is a
+// delete.
+func TestServiceProxyNameLabelIsNotProxied(t *testing.T) {
+	h := newHarness(t)
+	other := dnsSvc("other", "10.96.0.11")
+	other.Labels = map[string]string{LabelServiceProxyName: "someone-else"}
+	h.svc(other)
+	h.svc(dnsSvc("dns", "10.96.0.10"))
+	h.slice(dnsSlice("dns", "dns-1", sliceEp("10.0.0.1")))
+	st := h.sync(false, true)
+	if len(st.Services) != 1 || st.Services[spn("other", "dns", corev1.ProtocolUDP)] != nil {
+		t.Fatalf("services = %v, want only ns/dns", st.Services)
+	}
+	dns := spn("dns", "dns", corev1.ProtocolUDP)
+	if len(st.Endpoints[dns]) != 1 {
+		t.Fatalf("endpoints of ns/dns = %v", st.Endpoints[dns])
+	}
+
+	// The service, then its slice, gain the label: both are gone.
+	labelled := dnsSvc("dns", "10.96.0.10")
+	labelled.Labels = map[string]string{LabelServiceProxyName: "switchboard-dns"}
+	h.tr.serviceHandler().OnUpdate(dnsSvc("dns", "10.96.0.10"), labelled)
+	sl := dnsSlice("dns", "dns-1", sliceEp("10.0.0.1"))
+	sl.Labels[corev1.IsHeadlessService] = ""
+	h.tr.sliceHandler().OnUpdate(dnsSlice("dns", "dns-1", sliceEp("10.0.0.1")), sl)
+	st = h.sync(false, true)
+	if len(st.Services) != 0 || len(st.Endpoints[dns]) != 0 {
+		t.Fatalf("after labelling: services %v endpoints %v, want none", st.Services, st.Endpoints)
+	}
+}

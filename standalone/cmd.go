@@ -28,6 +28,7 @@ func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func()
 		corefile     string
 		dnsPort      int
 		noDNS        bool
+		proxyMode    string
 	)
 	cmd := &cobra.Command{
 		Use:   "up -f FILE_OR_DIR [-f ...]",
@@ -42,7 +43,9 @@ Pods run their containers' command and args as host processes; images are
 not pulled. A command "switchboard" runs this binary (see switchboard demo).
 
 The loopback sandbox needs no root: pods get addresses in 127.244.0.0/16 and
-services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux).`,
+services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux). The service
+proxy (userspace mode here) listens on every cluster IP and port, and on the
+node address for NodePorts, and spreads connections over ready endpoints.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if network != "loopback" {
@@ -75,6 +78,7 @@ services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux).`,
 				Corefile:      corefile,
 				DNSPort:       dnsPort,
 				NoDNS:         noDNS,
+				ProxyMode:     proxyMode,
 				Out:           cmd.OutOrStdout(),
 				Logger:        logger(),
 			})
@@ -91,6 +95,7 @@ services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux).`,
 	f.StringVar(&corefile, "corefile", "", "serve cluster DNS with this Corefile instead of the built-in kube-dns one")
 	f.IntVar(&dnsPort, "dns-port", 0, "port of cluster DNS (default 53 when it can be bound, else 1053)")
 	f.BoolVar(&noDNS, "no-dns", false, "do not run cluster DNS")
+	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox), userspace, none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd
 }

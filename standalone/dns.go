@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/serviceproxy"
 )
 
 // Cluster DNS of `up`: the kube-dns Service at the service CIDR's tenth
@@ -90,6 +91,9 @@ func readCorefile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// dnsProxyName is the kube-dns objects' service.kubernetes.io/service-proxy-name.
+const dnsProxyName = "switchboard-dns"
+
 // registerKubeDNS writes the kube-system/kube-dns Service (no selector:
 // its endpoint is the node) and its EndpointSlice into the store.
 func registerKubeDNS(store *cluster.Store, svcIP, nodeIP netip.Addr, nodeName string, port int) error {
@@ -97,6 +101,10 @@ func registerKubeDNS(store *cluster.Store, svcIP, nodeIP netip.Addr, nodeName st
 		"k8s-app":                       "kube-dns",
 		"kubernetes.io/cluster-service": "true",
 		"kubernetes.io/name":            "CoreDNS",
+		// The DNS server listens on the service IP itself: the service
+		// proxy leaves this Service alone, as kube-proxy does with
+		// services another proxy serves.
+		serviceproxy.LabelServiceProxyName: dnsProxyName,
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: metav1.NamespaceSystem, Labels: labels,
@@ -122,8 +130,9 @@ func registerKubeDNS(store *cluster.Store, svcIP, nodeIP netip.Addr, nodeName st
 			Name:      "kube-dns-" + sanitize(nodeName),
 			Namespace: metav1.NamespaceSystem,
 			Labels: map[string]string{
-				discoveryv1.LabelServiceName: "kube-dns",
-				discoveryv1.LabelManagedBy:   dnsManagedBy,
+				discoveryv1.LabelServiceName:       "kube-dns",
+				discoveryv1.LabelManagedBy:         dnsManagedBy,
+				serviceproxy.LabelServiceProxyName: dnsProxyName,
 			},
 		},
 		AddressType: addrType,

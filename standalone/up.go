@@ -66,6 +66,9 @@ type Config struct {
 	Corefile      string
 	DNSPort       int
 	NoDNS         bool
+	// ProxyMode is the service proxy: ProxyAuto (default; userspace in the
+	// loopback sandbox), ProxyUserspace or ProxyNone.
+	ProxyMode string
 	// ReadyTimeout bounds how long Up waits for every pod before printing
 	// the summary anyway. Default 60s.
 	ReadyTimeout time.Duration
@@ -107,6 +110,10 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	if cfg.PodCIDR.Overlaps(cfg.ServiceCIDR) {
 		return fmt.Errorf("the pod CIDR %s overlaps the service CIDR %s", cfg.PodCIDR, cfg.ServiceCIDR)
+	}
+	proxyMode, err := chooseProxyMode(cfg.ProxyMode)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	p := &progress{out: cfg.Out, start: start}
@@ -159,6 +166,11 @@ func Up(ctx context.Context, cfg Config) error {
 		Logger:     log.With("component", "manifests"),
 		Registerer: reg,
 	})
+
+	proxy, err := newServiceProxy(proxyMode, store, cfg.NodeName, sb.HostIP(), cfg.PodCIDR, reg, log)
+	if err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	}
 
 	p.printf("node %s (loopback sandbox, pods %s, services %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR)
 	var dnsSvc *dnsserver.Service
@@ -256,6 +268,18 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 	}()
 	run("controllers", ctrlCtx, mgr.Run)
+	// The proxy stops with the node: connections through it keep working
+	// while pods get their grace period.
+	if proxy != nil {
+		nodeWG.Add(1)
+		go func() {
+			defer nodeWG.Done()
+			if err := proxy.run(nodeCtx); err != nil {
+				log.Error("service proxy stopped", "err", err)
+			}
+		}()
+	}
+	p.printf("%s", proxy.describe(sb.HostIP()))
 
 	problems := src.Load(ctrlCtx)
 	objs := src.Objects()

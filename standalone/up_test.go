@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,6 +166,11 @@ func TestQuickstart(t *testing.T) {
 		t.Errorf("deleted service forgotten after %s; the rule is within one second", took)
 	}
 
+	// The service proxy (userspace mode in the loopback sandbox): the
+	// cluster IP and the NodePort spread over every ready endpoint, TCP
+	// and UDP.
+	checkServiceProxy(t, n, svc, pods)
+
 	// The CLI in a second terminal.
 	out, err := n.run("get", "pods", "-o", "wide")
 	if err != nil {
@@ -195,6 +203,84 @@ func TestQuickstart(t *testing.T) {
 	for _, f := range []string{"api.sock", "lock"} {
 		if _, err := os.Stat(filepath.Join(n.stateDir, f)); err == nil {
 			t.Errorf("%s left in the state directory after SIGINT", f)
+		}
+	}
+	// The proxy's listeners are gone with it.
+	nodePort := net.JoinHostPort(nodeAddr(n), "30080")
+	if c, err := net.DialTimeout("tcp", nodePort, time.Second); err == nil {
+		c.Close()
+		t.Errorf("NodePort %s still accepts connections after SIGINT", nodePort)
+	}
+}
+
+// nodeAddr is the node's address in the loopback sandbox: the pod range's
+// first address.
+func nodeAddr(n *testNode) string {
+	return netip.MustParsePrefix(n.podCIDR).Addr().Next().String()
+}
+
+// checkServiceProxy checks the quickstart's services through up's proxy.
+func checkServiceProxy(t *testing.T, n *testNode, web *corev1.Service, pods []corev1.Pod) {
+	t.Helper()
+	webPods := map[string]bool{}
+	var echoSvc string
+	for _, p := range pods {
+		if p.Labels["app"] == "web" {
+			webPods[p.Name] = false
+		}
+	}
+	es, err := n.client.CoreV1().Services("default").Get(context.Background(), "echo", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoSvc = es.Spec.ClusterIP
+	urls := []string{"http://" + net.JoinHostPort(nodeAddr(n), "30080") + "/"}
+	if os.Geteuid() == 0 { // port 80 needs root (or CAP_NET_BIND_SERVICE)
+		urls = append(urls, "http://"+net.JoinHostPort(web.Spec.ClusterIP, "80")+"/")
+	}
+	for _, url := range urls {
+		seen := map[string]bool{}
+		n.waitFor(10*time.Second, "the proxy to reach every web pod through "+url, func() bool {
+			// A new connection each time: the proxy balances connections.
+			c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			resp, err := c.Get(url)
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body := resp.StatusCode, string(b)
+			if code != 200 {
+				return false
+			}
+			var answer map[string]any
+			if json.Unmarshal([]byte(body), &answer) == nil {
+				if name, _ := answer["pod"].(string); name != "" {
+					if _, ok := webPods[name]; !ok {
+						t.Fatalf("%s answered by %q, not a web pod", url, name)
+					}
+					seen[name] = true
+				}
+			}
+			return len(seen) == len(webPods)
+		})
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		port := map[string]string{"tcp": "9000", "udp": "9001"}[proto]
+		c, err := net.DialTimeout(proto, net.JoinHostPort(echoSvc, port), 2*time.Second)
+		if err != nil {
+			t.Fatalf("echo service %s: %v", proto, err)
+		}
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		msg := "via the service " + proto
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 256)
+		k, err := c.Read(buf)
+		c.Close()
+		if err != nil || !strings.Contains(string(buf[:k]), msg) {
+			t.Errorf("echo service %s answered %q, %v", proto, buf[:k], err)
 		}
 	}
 }
