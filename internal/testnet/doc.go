@@ -53,7 +53,8 @@
 // ClientIPRequest (UDP) or GET /clientip (HTTP), they answer with the
 // source "ip:port" they see. The Ask* and Dial* helpers create the client
 // socket inside the asking host's namespace. New, AddPod, AddClient and
-// the servers take a testing.TB (a *testing.T or *testing.B).
+// the servers take a TB: a *testing.T or *testing.B, or a program's own
+// implementation of the few methods used (bench/serviceproxy has one).
 //
 // This package owns only the namespaces it creates. It never touches the
 // root namespace's links, addresses, routes, sysctls, nftables or

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -158,7 +157,7 @@ func (h *Host) Command(ctx context.Context, args ...string) *exec.Cmd {
 // Start starts a prepared, not yet started command in h's namespace and
 // registers on t its end: SIGKILL unless it has exited, then Wait. It
 // fails t when the command cannot be started.
-func (h *Host) Start(t testing.TB, cmd *exec.Cmd) {
+func (h *Host) Start(t TB, cmd *exec.Cmd) {
 	t.Helper()
 	done := make(chan struct{})
 	started := false

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -24,7 +23,7 @@ import (
 const ClientIPRequest = "clientip"
 
 // listen creates a socket inside h's namespace.
-func (h *Host) listen(t testing.TB, network string, port int) (net.Listener, net.PacketConn) {
+func (h *Host) listen(t TB, network string, port int) (net.Listener, net.PacketConn) {
 	t.Helper()
 	if port < 0 || port > 65535 {
 		t.Fatalf("testnet: %s port %d on %s: out of range", network, port, h.Name)
@@ -50,7 +49,7 @@ func (h *Host) listen(t testing.TB, network string, port int) (net.Listener, net
 // ServeTCP serves TCP on port (all addresses) in h's namespace until the
 // test ends: each connection first gets "NAME\n" (h.Name), then an echo of
 // whatever it sends.
-func (h *Host) ServeTCP(t testing.TB, port int) {
+func (h *Host) ServeTCP(t TB, port int) {
 	t.Helper()
 	ln, _ := h.listen(t, "tcp", port)
 	var (
@@ -110,7 +109,7 @@ func (h *Host) ServeTCP(t testing.TB, port int) {
 // ends, answering each datagram with h.Name (or, for ClientIPRequest,
 // with the sender's "ip:port"). Answers leave from the address the
 // datagram was sent to (IP_PKTINFO), as a connected client expects.
-func (h *Host) ServeUDP(t testing.TB, port int) {
+func (h *Host) ServeUDP(t TB, port int) {
 	t.Helper()
 	_, pc := h.listen(t, "udp", port)
 	p := ipv4.NewPacketConn(pc)
@@ -150,7 +149,7 @@ func (h *Host) ServeUDP(t testing.TB, port int) {
 // ServeHTTP serves HTTP on port in h's namespace until the test ends:
 // "/clientip" answers the source "ip:port" the server sees, any other path
 // answers h.Name. Responses carry the header "X-Host: NAME".
-func (h *Host) ServeHTTP(t testing.TB, port int) {
+func (h *Host) ServeHTTP(t TB, port int) {
 	t.Helper()
 	ln, _ := h.listen(t, "tcp", port)
 	srv := &http.Server{

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -76,6 +75,22 @@ type Options struct {
 	ClientRoutes []netip.Prefix
 }
 
+// TB is the part of testing.TB this package uses; *testing.T and
+// *testing.B satisfy it. A program that is not a test (a benchmark
+// command) may pass its own: Fatalf and Skipf must not return (testing's
+// end the goroutine; a program may panic and recover in the goroutine
+// that called New, AddPod, AddClient or a Serve method), and the
+// functions given to Cleanup must run, last first, when the program is
+// done with the Net, also on failure.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
 // Net is one node with its pods and clients. Create it with New.
 type Net struct {
 	id    string
@@ -99,7 +114,7 @@ var sweepOnce sync.Once
 
 // New creates a node namespace with its bridge and registers its removal
 // with t.Cleanup. It skips the test when not running as root.
-func New(t testing.TB, opts Options) *Net {
+func New(t TB, opts Options) *Net {
 	t.Helper()
 	if uid := os.Geteuid(); uid != 0 {
 		t.Skipf("testnet: creating network namespaces needs root (running as uid %d)", uid)
@@ -385,7 +400,7 @@ func (n *Net) reserve(kind, name string) error {
 }
 
 // newHost registers a namespace's removal on t and creates it.
-func (n *Net) newHost(t testing.TB, name string) (*Host, error) {
+func (n *Net) newHost(t TB, name string) (*Host, error) {
 	h := &Host{Name: name, NetNS: n.nsName(name)}
 	h.NSPath = filepath.Join(NetnsDir, h.NetNS)
 	var owned atomic.Bool
@@ -405,7 +420,7 @@ func (n *Net) newHost(t testing.TB, name string) (*Host, error) {
 // AddPod creates a pod namespace attached to the node's bridge, with the
 // next free address of the pod CIDR and a default route via the gateway.
 // Its removal is registered on t.
-func (n *Net) AddPod(t testing.TB, name string) *Host {
+func (n *Net) AddPod(t TB, name string) *Host {
 	t.Helper()
 	n.mu.Lock()
 	err := n.reserve("pod", name)
@@ -558,7 +573,7 @@ func configureInside(h *netlink.Handle, addr netip.Prefix, gw netip.Addr, routes
 // veth pair and /28 out of 198.51.100.0/24 (client N: 198.51.100.16N+2,
 // node side 16N+1, a node IP), with a default route via the node (or
 // Options.ClientRoutes). Its removal is registered on t.
-func (n *Net) AddClient(t testing.TB, name string) *Host {
+func (n *Net) AddClient(t TB, name string) *Host {
 	t.Helper()
 	n.mu.Lock()
 	err := n.reserve("client", name)

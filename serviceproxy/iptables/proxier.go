@@ -506,6 +506,16 @@ var cleanupTopChains = map[string][]string{
 // cleanupInput returns the restore input removing our rules and chains
 // from the saved tables, or nil when there is nothing to remove.
 func cleanupInput(saved savedTables) []byte {
+	return cleanupInputFor(saved, cleanupTopChains, func(table, chain string) bool {
+		return table == "nat" && isServiceChainName(chain)
+	})
+}
+
+// cleanupInputFor returns the restore input removing the chains named in
+// top (per table) and those extra selects (may be nil), with every rule
+// of other chains jumping to them, or nil when there is nothing to
+// remove.
+func cleanupInputFor(saved savedTables, top map[string][]string, extra func(table, chain string) bool) []byte {
 	var out strings.Builder
 	for _, table := range []string{"filter", "nat"} {
 		st := saved[table]
@@ -513,14 +523,14 @@ func cleanupInput(saved savedTables) []byte {
 			continue
 		}
 		ours := map[string]bool{}
-		for _, c := range cleanupTopChains[table] {
+		for _, c := range top[table] {
 			if st.chains[c] {
 				ours[c] = true
 			}
 		}
-		if table == "nat" {
+		if extra != nil {
 			for c := range st.chains {
-				if isServiceChainName(c) {
+				if extra(table, c) {
 					ours[c] = true
 				}
 			}

@@ -555,11 +555,7 @@ func (b *builder) service(name serviceproxy.ServicePortName, svc *serviceproxy.S
 		}
 		if usesFW {
 			add(iFirewallIPs, k, elemVal{})
-			for _, p := range sourceRanges {
-				fk := k
-				fk.b, fk.bits = rangeKey(p)
-				add(iFirewallAllow, fk, elemVal{})
-			}
+			allow := slices.Clone(sourceRanges)
 			// "For VIP-like LBs, the VIP is often added as a local address
 			// ... a request from a node to the VIP will not hit the
 			// loadbalancer but will loop back with the source IP set to the
@@ -567,10 +563,17 @@ func (b *builder) service(name serviceproxy.ServicePortName, svc *serviceproxy.S
 			// node."
 			if allowFromNode {
 				for _, src := range lbIPs {
-					fk := k
-					fk.b, fk.bits = rangeKey(netip.PrefixFrom(src, src.BitLen()))
-					add(iFirewallAllow, fk, elemVal{})
+					allow = append(allow, netip.PrefixFrom(src, src.BitLen()))
 				}
+			}
+			// An interval set cannot hold overlapping ranges (the kernel
+			// rejects the whole transaction): keep only the outermost of
+			// nested ones (loadBalancerSourceRanges may overlap, and may
+			// hold the VIP).
+			for _, p := range normalizePrefixes(allow) {
+				fk := k
+				fk.b, fk.bits = rangeKey(p)
+				add(iFirewallAllow, fk, elemVal{})
 			}
 		}
 		if !hasExternalEndpoints {

@@ -73,6 +73,10 @@ type Proxier struct {
 	// tests and debugging); kept only when KeepScripts is set.
 	keepScripts bool
 	last        []byte
+	// beforeApply, set by tests only, sees (and may add to) each
+	// transaction before it is sent: fault injection for the "failed
+	// apply" check (an operation the kernel rejects).
+	beforeApply func(*transaction)
 }
 
 var (
@@ -352,6 +356,9 @@ func (p *Proxier) Sync(ctx context.Context, state *serviceproxy.State) error {
 		stores[f] = s
 	}
 	built := time.Since(start)
+	if p.beforeApply != nil {
+		p.beforeApply(t)
+	}
 	if err := applyNetlink(fd, t); err != nil {
 		p.fail()
 		return err
