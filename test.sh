@@ -10,8 +10,10 @@ cd "$(dirname "$0")"
 say() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests use as real peers: dig (bind9-dnsutils) and
-# dnsperf for DNS, curl, ip, ps.
-packages=(curl iproute2 procps bind9-dnsutils dnsperf)
+# dnsperf for DNS; nft, iptables-save/-restore, ipset and conntrack for the
+# service proxy; the reference CNI plugins (bridge, host-local, portmap,
+# loopback under /usr/lib/cni); curl, ip, ps.
+packages=(curl iproute2 procps bind9-dnsutils dnsperf nftables iptables ipset conntrack containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

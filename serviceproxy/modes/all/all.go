@@ -6,6 +6,7 @@ package all
 
 import (
 	_ "github.com/switchboard-dev/switchboard/serviceproxy/iptables"  // mode "iptables"
+	_ "github.com/switchboard-dev/switchboard/serviceproxy/ipvs"      // mode "ipvs"
 	_ "github.com/switchboard-dev/switchboard/serviceproxy/nftables"  // mode "nftables"
 	_ "github.com/switchboard-dev/switchboard/serviceproxy/userspace" // mode "userspace"
 )
