@@ -1,16 +1,14 @@
 package standalone
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/switchboard-dev/switchboard/internal/sigctx"
 )
 
 // NewUpCommand returns `switchboard up`. stateDir points at the root
@@ -63,7 +61,7 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 			if dir == "" {
 				dir = defaultStateDir()
 			}
-			ctx, stop := signalContext()
+			ctx, stop := sigctx.Context()
 			defer stop()
 			cmd.SilenceUsage = true
 			return Up(ctx, Config{
@@ -98,21 +96,4 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox), userspace, none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd
-}
-
-// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
-// exits at once (child processes die with the node: they are started with
-// a parent-death signal, and the next start cleans what is left).
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-ch
-		cancel()
-		<-ch
-		fmt.Fprintln(os.Stderr, "second signal: exiting now")
-		os.Exit(130)
-	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
 }

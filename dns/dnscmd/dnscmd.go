@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/dns/dnsserver"
 	_ "github.com/switchboard-dev/switchboard/dns/plugins/all" // every plugin
+	"github.com/switchboard-dev/switchboard/internal/sigctx"
 )
 
 // DefaultZone is the cluster domain of the default Corefile.
@@ -212,7 +213,7 @@ Corefile that fails keeps the running one.`,
 			}
 			cmd.SilenceUsage = true
 			log := slog.Default()
-			ctx, stop := signalContext()
+			ctx, stop := sigctx.Context()
 			defer stop()
 
 			reg := prometheus.NewRegistry()
@@ -252,35 +253,4 @@ Corefile that fails keeps the running one.`,
 	f.StringVar(&zone, "cluster-domain", DefaultZone, "cluster domain of the default Corefile")
 	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs of the store built from -f")
 	return cmd
-}
-
-// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
-// exits at once.
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-ch:
-		case <-done:
-			return
-		}
-		cancel()
-		select {
-		case <-ch:
-			fmt.Fprintln(os.Stderr, "second signal: exiting now")
-			os.Exit(130)
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return ctx, func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-			cancel()
-		})
-	}
 }

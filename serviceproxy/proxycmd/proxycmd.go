@@ -16,11 +16,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
+	"github.com/switchboard-dev/switchboard/internal/sigctx"
 	"github.com/switchboard-dev/switchboard/serviceproxy"
 )
 
@@ -85,7 +83,7 @@ either.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			ctx, stop := signalContext()
+			ctx, stop := sigctx.Context()
 			defer stop()
 			return Run(ctx, o, cmd.OutOrStdout(), slog.Default())
 		},
@@ -249,35 +247,4 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger) error
 	}
 	log.Info("starting kube-proxy", "mode", o.Mode, "node", o.NodeName, "manifests", strings.Join(o.Paths, ","))
 	return px.Run(ctx)
-}
-
-// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
-// exits at once.
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-ch:
-		case <-done:
-			return
-		}
-		cancel()
-		select {
-		case <-ch:
-			fmt.Fprintln(os.Stderr, "second signal: exiting now")
-			os.Exit(130)
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return ctx, func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-			cancel()
-		})
-	}
 }
