@@ -27,6 +27,9 @@ func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func()
 		dnsPort      int
 		noDNS        bool
 		proxyMode    string
+		ingHTTP      string
+		ingHTTPS     string
+		noIngress    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up -f FILE_OR_DIR [-f ...]",
@@ -65,20 +68,23 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 			defer stop()
 			cmd.SilenceUsage = true
 			return Up(ctx, Config{
-				Paths:         paths,
-				StateDir:      dir,
-				NodeName:      nodeName,
-				PodCIDR:       pc.Masked(),
-				ServiceCIDR:   sc.Masked(),
-				APIAddr:       apiAddr,
-				ReadyTimeout:  readyTimeout,
-				ClusterDomain: clusterDom,
-				Corefile:      corefile,
-				DNSPort:       dnsPort,
-				NoDNS:         noDNS,
-				ProxyMode:     proxyMode,
-				Out:           cmd.OutOrStdout(),
-				Logger:        logger(),
+				Paths:            paths,
+				StateDir:         dir,
+				NodeName:         nodeName,
+				PodCIDR:          pc.Masked(),
+				ServiceCIDR:      sc.Masked(),
+				APIAddr:          apiAddr,
+				ReadyTimeout:     readyTimeout,
+				ClusterDomain:    clusterDom,
+				Corefile:         corefile,
+				DNSPort:          dnsPort,
+				NoDNS:            noDNS,
+				ProxyMode:        proxyMode,
+				IngressHTTPAddr:  ingHTTP,
+				IngressHTTPSAddr: ingHTTPS,
+				NoIngress:        noIngress,
+				Out:              cmd.OutOrStdout(),
+				Logger:           logger(),
 			})
 		},
 	}
@@ -93,6 +99,9 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 	f.StringVar(&corefile, "corefile", "", "serve cluster DNS with this Corefile instead of the built-in kube-dns one")
 	f.IntVar(&dnsPort, "dns-port", 0, "port of cluster DNS (default 53 when it can be bound, else 1053)")
 	f.BoolVar(&noDNS, "no-dns", false, "do not run cluster DNS")
+	f.StringVar(&ingHTTP, "ingress-http-addr", DefaultIngressHTTPAddr, "ingress controller's HTTP address (port 0: a free port)")
+	f.StringVar(&ingHTTPS, "ingress-https-addr", DefaultIngressHTTPSAddr, "ingress controller's HTTPS address (port 0: a free port)")
+	f.BoolVar(&noIngress, "no-ingress", false, "do not run the ingress controller")
 	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox), userspace, none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd

@@ -69,6 +69,10 @@ type Config struct {
 	// ProxyMode is the service proxy: ProxyAuto (default; userspace in the
 	// loopback sandbox), ProxyUserspace or ProxyNone.
 	ProxyMode string
+	// The ingress controller's listeners (default 127.0.0.1:8080 and
+	// 127.0.0.1:8443; port 0 picks a free port); NoIngress turns it off.
+	IngressHTTPAddr, IngressHTTPSAddr string
+	NoIngress                         bool
 	// ReadyTimeout bounds how long Up waits for every pod before printing
 	// the summary anyway. Default 60s.
 	ReadyTimeout time.Duration
@@ -89,6 +93,12 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
+	}
+	if cfg.IngressHTTPAddr == "" {
+		cfg.IngressHTTPAddr = DefaultIngressHTTPAddr
+	}
+	if cfg.IngressHTTPSAddr == "" {
+		cfg.IngressHTTPSAddr = DefaultIngressHTTPSAddr
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
@@ -280,6 +290,22 @@ func Up(ctx context.Context, cfg Config) error {
 		}()
 	}
 	p.printf("%s", proxy.describe(sb.HostIP()))
+	if !cfg.NoIngress {
+		ing, err := newIngress(store, cfg, reg, log)
+		if err != nil {
+			// A taken port must not stop the node: say so and go on.
+			p.printf("ingress: off: %v (choose --ingress-http-addr/--ingress-https-addr, or --no-ingress)", err)
+		} else {
+			nodeWG.Add(1)
+			go func() {
+				defer nodeWG.Done()
+				if err := ing.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("ingress stopped", "err", err)
+				}
+			}()
+			p.printf("ingress on http://%s and https://%s (%s)", ing.HTTPAddr(), ing.HTTPSAddr(), ingressHint(ing))
+		}
+	}
 
 	problems := src.Load(ctrlCtx)
 	objs := src.Objects()

@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +172,7 @@ func TestQuickstart(t *testing.T) {
 	// cluster IP and the NodePort spread over every ready endpoint, TCP
 	// and UDP.
 	checkServiceProxy(t, n, svc, pods)
+	checkIngress(t, n, pods)
 
 	// The CLI in a second terminal.
 	out, err := n.run("get", "pods", "-o", "wide")
@@ -689,4 +692,60 @@ func TestRollingUpdateKeepsEndpoints(t *testing.T) {
 		t.Errorf("ready endpoints dropped to %d during the rollout; replicas − maxUnavailable = 3", minReady)
 	}
 	t.Logf("rollout: %d slice changes, at least %d ready endpoints throughout", events, minReady)
+}
+
+// checkIngress checks the quickstart's Ingress through up's controller:
+// shop.example.test over HTTPS (the generated certificate) reaches a web
+// pod; plain HTTP is redirected with 308.
+func checkIngress(t *testing.T, n *testNode, pods []corev1.Pod) {
+	t.Helper()
+	m := regexp.MustCompile(`ingress on http://(\S+) and https://(\S+) `).FindStringSubmatch(n.stdout.String())
+	if m == nil {
+		t.Fatalf("no ingress line in the output:\n%s", n.stdout.String())
+	}
+	dialTo := func(addr string) func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}
+	}
+	c := &http.Client{
+		Timeout: 3 * time.Second,
+		Transport: &http.Transport{
+			DialContext:     dialTo(m[2]),
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "shop.example.test"},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	var body string
+	n.waitFor(10*time.Second, "the ingress to answer for shop.example.test", func() bool {
+		resp, err := c.Get("https://shop.example.test/ingress")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	var answer map[string]any
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || answer["path"] != "/ingress" {
+		t.Fatalf("ingress answer %q: %v", body, err)
+	}
+	found := false
+	for _, p := range pods {
+		found = found || (p.Labels["app"] == "web" && answer["pod"] == p.Name)
+	}
+	if !found {
+		t.Errorf("ingress answered by %v, not a web pod", answer["pod"])
+	}
+	plain := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: dialTo(m[1])},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := plain.Get("http://shop.example.test/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://shop.example.test") {
+		t.Errorf("plain HTTP: %d Location %q, want 308 to https://shop.example.test", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cli"
 	"github.com/switchboard-dev/switchboard/demo"
 	"github.com/switchboard-dev/switchboard/dns/dnscmd"
+	"github.com/switchboard-dev/switchboard/ingress/ingresscmd"
 	_ "github.com/switchboard-dev/switchboard/serviceproxy/modes/all" // every proxy mode
 	"github.com/switchboard-dev/switchboard/serviceproxy/proxycmd"
 	"github.com/switchboard-dev/switchboard/standalone"
@@ -51,6 +52,7 @@ func main() {
 	root.AddCommand(demo.NewCommand())
 	root.AddCommand(dnscmd.NewCommand(cli.DefaultStateDir))
 	root.AddCommand(proxycmd.NewCommand())
+	root.AddCommand(ingresscmd.NewCommand())
 
 	if err := root.Execute(); err != nil {
 		// The kubectl-style commands print their own errors in kubectl's

@@ -1,0 +1,150 @@
+// Package ingresscmd owns `switchboard ingress`: the ingress controller
+// (package ingress) run on its own against a store filled from manifests
+// (cluster/standalonestore), with its listeners, metrics registry and
+// JSON access log. It holds no ingress logic and must not start pods.
+package ingresscmd
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
+	"github.com/switchboard-dev/switchboard/ingress"
+	"github.com/switchboard-dev/switchboard/ingress/routing"
+)
+
+// Options are the command's flags.
+type Options struct {
+	Paths             []string
+	HTTPAddr          string
+	HTTPSAddr         string
+	StatusAddr        string
+	Controller        string
+	AccessLog         bool
+	ConnectTimeout    time.Duration
+	ReadTimeout       time.Duration
+	EjectFor          time.Duration
+	ReadHeaderTimeout time.Duration
+	MaxHeaderBytes    int
+	MaxHeaders        int
+}
+
+// NewCommand returns `switchboard ingress`.
+func NewCommand() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "ingress -f MANIFESTS [--http-addr ADDR] [--https-addr ADDR]",
+		Short: "Run the ingress controller for the Ingresses of manifests",
+		Long: `ingress serves the Ingresses (networking.k8s.io/v1) whose IngressClass has
+spec.controller "` + routing.ControllerName + `" - or that name no class when such a
+class carries ingressclass.kubernetes.io/is-default-class: "true" - over HTTP
+and HTTPS, straight to the ready endpoints of their backend Services.
+
+It reads Kubernetes manifests (-f, repeatable, files or directories) into a
+store of its own: Services get cluster IPs, EndpointSlices follow the pods
+that a node runs, and hand-written EndpointSlices are used as they are.
+Changes to the files are applied as they happen, without dropping
+connections. TLS certificates come from kubernetes.io/tls Secrets named in
+spec.tls, chosen by SNI; other names get a generated self-signed
+certificate.
+
+/healthz, /readyz and /metrics are served on --status-addr; one JSON line
+per request is written to standard output (--access-log=false disables it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Run(ctx, o, cmd.OutOrStdout(), slog.Default(), nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.Paths, "filename", "f", nil, "manifest file or directory (recursive) with IngressClasses, Ingresses, Services, EndpointSlices and Secrets; repeatable")
+	f.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the plain HTTP listener (\"\" disables it)")
+	f.StringVar(&o.HTTPSAddr, "https-addr", "127.0.0.1:8443", "address of the HTTPS listener (\"\" disables it)")
+	f.StringVar(&o.StatusAddr, "status-addr", "127.0.0.1:10254", "address of /healthz, /readyz and /metrics (\"\" disables it)")
+	f.StringVar(&o.Controller, "controller-class", routing.ControllerName, "the IngressClass spec.controller served")
+	f.BoolVar(&o.AccessLog, "access-log", true, "write a JSON access log line per request to standard output")
+	f.DurationVar(&o.ConnectTimeout, "upstream-connect-timeout", 5*time.Second, "time to connect to an endpoint")
+	f.DurationVar(&o.ReadTimeout, "upstream-read-timeout", 60*time.Second, "time for an endpoint to send the response headers")
+	f.DurationVar(&o.EjectFor, "eject-for", 10*time.Second, "how long an endpoint that failed to connect is left out")
+	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", ingress.DefaultReadHeaderTimeout, "time a client has to send a request head")
+	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", ingress.DefaultMaxHeaderBytes, "largest request head accepted")
+	f.IntVar(&o.MaxHeaders, "max-headers", ingress.DefaultMaxHeaders, "most header fields accepted in a request")
+	return cmd
+}
+
+// Run runs the controller for o until ctx is done. ready, when not nil,
+// is called with the controller once it serves (tests use it to learn the
+// bound addresses).
+func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready func(*ingress.Controller)) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(o.Paths) == 0 {
+		return errors.New("-f: give the manifests (files or directories) to read Ingresses from")
+	}
+	if o.HTTPAddr == "" && o.HTTPSAddr == "" {
+		return errors.New("--http-addr and --https-addr are both empty: nothing to serve")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, problems, err := standalonestore.New(ctx, standalonestore.Config{Paths: o.Paths, Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		log.Error("manifest problem", "err", p)
+	}
+	cfg := ingress.Config{
+		Store: store, HTTPAddr: o.HTTPAddr, HTTPSAddr: o.HTTPSAddr, StatusAddr: o.StatusAddr,
+		Controller: o.Controller, ConnectTimeout: o.ConnectTimeout, ReadTimeout: o.ReadTimeout, EjectFor: o.EjectFor,
+		ReadHeaderTimeout: o.ReadHeaderTimeout, MaxHeaderBytes: o.MaxHeaderBytes, MaxHeaders: o.MaxHeaders,
+		Registerer: reg, Gatherer: reg, Logger: log.With("component", "ingress"),
+	}
+	if o.AccessLog {
+		cfg.AccessLog = slog.New(slog.NewJSONHandler(out, nil))
+	}
+	c, err := ingress.New(cfg)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	select {
+	case <-c.Ready():
+		log.Info("ingress ready", "http", addr(c.HTTPAddr()), "https", addr(c.HTTPSAddr()), "status", addr(c.StatusAddr()),
+			"manifests", strings.Join(o.Paths, ","), "ingresses", len(c.Table().Ingresses))
+		if ready != nil {
+			ready(c)
+		}
+	case err := <-errc:
+		return err
+	}
+	err = <-errc
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func addr(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

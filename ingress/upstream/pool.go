@@ -1,0 +1,318 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultReadTimeout    = 60 * time.Second
+	DefaultIdleTimeout    = 90 * time.Second
+	DefaultEjectFor       = 10 * time.Second
+	DefaultMaxAttempts    = 3
+	DefaultMaxIdlePerHost = 256
+)
+
+// ErrNoEndpoints is returned when a backend has no ready endpoint (the
+// proxy answers 503).
+var ErrNoEndpoints = errors.New("no ready endpoints")
+
+// Pool is the endpoints of one backend, shared by every request to it.
+// Its endpoint list is replaced atomically on every change; the ejection
+// state of an endpoint survives the change.
+type Pool struct {
+	Key string
+
+	eps     atomic.Pointer[[]string]
+	next    atomic.Uint64
+	mu      sync.Mutex
+	ejected map[string]time.Time // endpoint -> ejected until
+	now     func() time.Time
+}
+
+// NewPool returns an empty pool for the backend key.
+func NewPool(key string) *Pool {
+	p := &Pool{Key: key, ejected: map[string]time.Time{}, now: time.Now}
+	p.eps.Store(&[]string{})
+	return p
+}
+
+// SetEndpoints replaces the endpoint list ("ip:port", stable order).
+// Ejections of endpoints no longer listed are forgotten.
+func (p *Pool) SetEndpoints(eps []string) {
+	cp := slices.Clone(eps)
+	p.eps.Store(&cp)
+	p.mu.Lock()
+	for a := range p.ejected {
+		if !slices.Contains(cp, a) {
+			delete(p.ejected, a)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// Endpoints returns the current endpoint list (shared: read-only).
+func (p *Pool) Endpoints() []string { return *p.eps.Load() }
+
+// Eject takes addr out of rotation for d.
+func (p *Pool) Eject(addr string, d time.Duration) {
+	p.mu.Lock()
+	p.ejected[addr] = p.now().Add(d)
+	p.mu.Unlock()
+}
+
+// Ejected reports whether addr is ejected now.
+func (p *Pool) Ejected(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ejectedLocked(addr, p.now())
+}
+
+func (p *Pool) ejectedLocked(addr string, now time.Time) bool {
+	until, ok := p.ejected[addr]
+	if !ok {
+		return false
+	}
+	if now.After(until) {
+		delete(p.ejected, addr)
+		return false
+	}
+	return true
+}
+
+// Pick returns the next endpoint in round-robin order that is not in
+// tried, preferring endpoints that are not ejected; when every untried
+// endpoint is ejected one of them is returned anyway (trying a suspect
+// endpoint is better than failing for sure, as Envoy's panic threshold).
+// ok is false when no untried endpoint is left.
+func (p *Pool) Pick(tried []string) (addr string, ok bool) {
+	eps := *p.eps.Load()
+	n := len(eps)
+	if n == 0 {
+		return "", false
+	}
+	start := int((p.next.Add(1) - 1) % uint64(n))
+	if n == 1 && len(tried) == 0 {
+		return eps[0], true
+	}
+	fallback := ""
+	p.mu.Lock()
+	now := p.now()
+	for i := 0; i < n; i++ {
+		a := eps[(start+i)%n]
+		if slices.Contains(tried, a) {
+			continue
+		}
+		if len(p.ejected) > 0 && p.ejectedLocked(a, now) {
+			if fallback == "" {
+				fallback = a
+			}
+			continue
+		}
+		p.mu.Unlock()
+		return a, true
+	}
+	p.mu.Unlock()
+	return fallback, fallback != ""
+}
+
+type poolKey struct{}
+
+// WithPool returns a context carrying the pool a request goes to; the
+// Transport reads it.
+func WithPool(ctx context.Context, p *Pool) context.Context {
+	return context.WithValue(ctx, poolKey{}, p)
+}
+
+// PoolFrom returns the pool of WithPool.
+func PoolFrom(ctx context.Context) *Pool {
+	p, _ := ctx.Value(poolKey{}).(*Pool)
+	return p
+}
+
+type endpointKey struct{}
+
+// endpointRecord is where the Transport writes the endpoint that answered
+// (for the access log).
+type endpointRecord struct{ addr string }
+
+// WithEndpointRecord returns a context in which the Transport records the
+// endpoint used, read back with RecordedEndpoint.
+func WithEndpointRecord(ctx context.Context) context.Context {
+	return context.WithValue(ctx, endpointKey{}, &endpointRecord{})
+}
+
+// RecordedEndpoint is the last endpoint the Transport tried for a request
+// whose context came from WithEndpointRecord.
+func RecordedEndpoint(ctx context.Context) string {
+	if r, ok := ctx.Value(endpointKey{}).(*endpointRecord); ok {
+		return r.addr
+	}
+	return ""
+}
+
+// DialError is a failure to connect to an endpoint: the request was not
+// sent, so it may go to another endpoint.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("connect to %s: %v", e.Addr, e.Err) }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// Options configure a Transport.
+type Options struct {
+	ConnectTimeout time.Duration // default DefaultConnectTimeout
+	ReadTimeout    time.Duration // time to the response headers; default DefaultReadTimeout
+	IdleTimeout    time.Duration // idle keep-alive connections; default DefaultIdleTimeout
+	EjectFor       time.Duration // default DefaultEjectFor
+	MaxAttempts    int           // endpoints tried for an idempotent request; default DefaultMaxAttempts
+	MaxIdlePerHost int           // default DefaultMaxIdlePerHost
+	// OnEject is called when an endpoint is ejected (metrics, logs).
+	OnEject func(pool, addr string)
+}
+
+// Transport is an http.RoundTripper sending each request to an endpoint
+// of the Pool in its context (WithPool), over kept-alive connections.
+type Transport struct {
+	base *http.Transport
+	opts Options
+}
+
+// NewTransport returns a Transport.
+func NewTransport(o Options) *Transport {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.EjectFor <= 0 {
+		o.EjectFor = DefaultEjectFor
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.MaxIdlePerHost <= 0 {
+		o.MaxIdlePerHost = DefaultMaxIdlePerHost
+	}
+	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	base := &http.Transport{
+		Proxy: nil, // never an environment proxy: endpoints are dialled directly
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, &DialError{Addr: addr, Err: err}
+			}
+			return c, nil
+		},
+		MaxIdleConns:          0, // no global limit; per host below
+		MaxIdleConnsPerHost:   o.MaxIdlePerHost,
+		IdleConnTimeout:       o.IdleTimeout,
+		ResponseHeaderTimeout: o.ReadTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass encodings through untouched
+	}
+	return &Transport{base: base, opts: o}
+}
+
+// CloseIdleConnections closes kept-alive connections.
+func (t *Transport) CloseIdleConnections() { t.base.CloseIdleConnections() }
+
+// idempotent: "Request methods are considered idempotent if the intended
+// effect on the server of multiple identical requests with that method is
+// the same as the effect for a single such request ... PUT, DELETE, and
+// safe request methods are idempotent" (RFC 9110 section 9.2.2).
+func idempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// guardedBody lets a body be sent again after a failed connect: the
+// underlying transport closes a request body on every error, and a dial
+// failure happens before a byte of it is read.
+type guardedBody struct {
+	rc   io.ReadCloser
+	read atomic.Bool
+}
+
+func (g *guardedBody) Read(p []byte) (int, error) {
+	g.read.Store(true)
+	return g.rc.Read(p)
+}
+func (g *guardedBody) Close() error { return nil }
+
+// RoundTrip sends req to an endpoint of its pool; on a connect failure it
+// ejects the endpoint and, for an idempotent request whose body has not
+// been read, tries the next endpoint (up to MaxAttempts).
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	pool := PoolFrom(req.Context())
+	if pool == nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errors.New("upstream: request without a pool")
+	}
+	rec, _ := req.Context().Value(endpointKey{}).(*endpointRecord)
+	var gb *guardedBody
+	if req.Body != nil && req.Body != http.NoBody {
+		gb = &guardedBody{rc: req.Body}
+		defer req.Body.Close()
+	}
+	var tried []string
+	var lastErr error
+	for attempt := 0; attempt < t.opts.MaxAttempts; attempt++ {
+		addr, ok := pool.Pick(tried)
+		if !ok {
+			break
+		}
+		tried = append(tried, addr)
+		if rec != nil {
+			rec.addr = addr
+		}
+		out := req.WithContext(req.Context()) // shallow copy
+		u := *req.URL
+		u.Host = addr
+		out.URL = &u
+		if gb != nil {
+			out.Body = gb
+		}
+		resp, err := t.base.RoundTrip(out)
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		var de *DialError
+		if !errors.As(err, &de) {
+			return nil, err
+		}
+		pool.Eject(addr, t.opts.EjectFor)
+		if t.opts.OnEject != nil {
+			t.opts.OnEject(pool.Key, addr)
+		}
+		if !idempotent(req.Method) || gb != nil && gb.read.Load() || req.Context().Err() != nil {
+			return nil, err
+		}
+	}
+	if lastErr == nil {
+		return nil, ErrNoEndpoints
+	}
+	return nil, lastErr
+}
