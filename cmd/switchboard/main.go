@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-dev/switchboard/cli"
+	"github.com/switchboard-dev/switchboard/cni/cnicmd"
 	"github.com/switchboard-dev/switchboard/demo"
 	"github.com/switchboard-dev/switchboard/dns/dnscmd"
 	"github.com/switchboard-dev/switchboard/ingress/ingresscmd"
@@ -20,6 +21,13 @@ import (
 )
 
 func main() {
+	// Called by a container runtime as a CNI plugin (binary named
+	// switchboard or switchboard-ipam in a CNI bin dir, CNI_COMMAND set):
+	// speak the CNI protocol on stdin/stdout, nothing else.
+	if cnicmd.IsPluginInvocation(os.Args[0], os.Getenv) {
+		cnicmd.Main()
+		return
+	}
 	var (
 		stateDir, server, kubeconfig string
 		logLevel                     string
@@ -53,6 +61,7 @@ func main() {
 	root.AddCommand(dnscmd.NewCommand(cli.DefaultStateDir))
 	root.AddCommand(proxycmd.NewCommand())
 	root.AddCommand(ingresscmd.NewCommand())
+	root.AddCommand(cnicmd.NewCommand())
 
 	if err := root.Execute(); err != nil {
 		// The kubectl-style commands print their own errors in kubectl's
