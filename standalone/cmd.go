@@ -1,6 +1,7 @@
 package standalone
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -46,12 +47,20 @@ not pulled. A command "switchboard" runs this binary (see switchboard demo).
 The loopback sandbox needs no root: pods get addresses in 127.244.0.0/16 and
 services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux). The service
 proxy (userspace mode here) listens on every cluster IP and port, and on the
-node address for NodePorts, and spreads connections over ready endpoints.`,
+node address for NodePorts, and spreads connections over ready endpoints.
+
+--network netns (root) runs the node in a network namespace of its own
+(sb-NODE, see "ip netns list"), the way kind puts a node in a container, and
+every pod in its own network namespace attached to the node's bridge by the
+switchboard CNI plugin (conflist in STATE_DIR/cni/net.d; the lexically first
+.conflist there is used, so a chain with portmap can be added), with the
+pod's own /etc/resolv.conf (cluster DNS, kubelet's search list, ndots:5),
+/etc/hosts and hostname. The service proxy runs in nftables mode inside the
+node namespace and cluster DNS listens on the node address there. The host's
+own routes, links and rules are never changed; everything is removed on exit,
+and the next start removes what a crash left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if network != "loopback" {
-				return fmt.Errorf("--network %q: only the loopback sandbox exists so far", network)
-			}
 			pc, err := netip.ParsePrefix(podCIDR)
 			if err != nil {
 				return fmt.Errorf("--pod-cidr: %w", err)
@@ -60,12 +69,42 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 			if err != nil {
 				return fmt.Errorf("--service-cidr: %w", err)
 			}
+			var nodeNetNS string
+			switch network {
+			case NetworkLoopback:
+			case NetworkNetNS:
+				// The loopback defaults do not apply: Up picks the
+				// netns ones.
+				if !cmd.Flags().Changed("pod-cidr") {
+					pc = netip.Prefix{}
+				}
+				if !cmd.Flags().Changed("service-cidr") {
+					sc = netip.Prefix{}
+				}
+				path, child, err := childNodeNetNS()
+				if err != nil {
+					return err
+				}
+				if !child {
+					cmd.SilenceUsage = true
+					return runNetNSParent(nodeName, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				}
+				nodeNetNS = path
+			default:
+				return fmt.Errorf("--network %q: unknown (loopback, netns)", network)
+			}
 			dir := *stateDir
 			if dir == "" {
 				dir = defaultStateDir()
 			}
 			ctx, stop := sigctx.Context()
 			defer stop()
+			if nodeNetNS != "" {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+				watchParent(cancel)
+			}
 			cmd.SilenceUsage = true
 			return Up(ctx, Config{
 				Paths:            paths,
@@ -73,6 +112,8 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 				NodeName:         nodeName,
 				PodCIDR:          pc.Masked(),
 				ServiceCIDR:      sc.Masked(),
+				Network:          network,
+				NodeNetNS:        nodeNetNS,
 				APIAddr:          apiAddr,
 				ReadyTimeout:     readyTimeout,
 				ClusterDomain:    clusterDom,
@@ -94,7 +135,7 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 	f.StringVar(&podCIDR, "pod-cidr", DefaultPodCIDR.String(), "range of pod addresses")
 	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs (its tenth address is cluster DNS)")
 	f.StringVar(&apiAddr, "api-addr", "", "also serve the local API on this TCP address, e.g. 127.0.0.1:8001")
-	f.StringVar(&network, "network", "loopback", "pod sandbox: loopback (no root needed)")
+	f.StringVar(&network, "network", NetworkLoopback, "pod sandbox: loopback (no root needed) or netns (root: the node in a network namespace of its own, every pod in its own, through the CNI plugin; pods 10.244.0.0/16 and services 10.96.0.0/16 unless set)")
 	f.StringVar(&clusterDom, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	f.StringVar(&corefile, "corefile", "", "serve cluster DNS with this Corefile instead of the built-in kube-dns one")
 	f.IntVar(&dnsPort, "dns-port", 0, "port of cluster DNS (default 53 when it can be bound, else 1053)")
@@ -102,7 +143,7 @@ node address for NodePorts, and spreads connections over ready endpoints.`,
 	f.StringVar(&ingHTTP, "ingress-http-addr", DefaultIngressHTTPAddr, "ingress controller's HTTP address (port 0: a free port)")
 	f.StringVar(&ingHTTPS, "ingress-https-addr", DefaultIngressHTTPSAddr, "ingress controller's HTTPS address (port 0: a free port)")
 	f.BoolVar(&noIngress, "no-ingress", false, "do not run the ingress controller")
-	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox), userspace, none")
+	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox, nftables in the netns sandbox), userspace, nftables (netns only), none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd
 }

@@ -82,6 +82,35 @@ func clusterCorefile(zone string, svcIP, nodeIP netip.Addr, port int) string {
 		net.JoinHostPort(svcIP.String(), "9153"))
 }
 
+// nodeCorefile is the kube-dns Corefile of the netns sandbox: everything
+// on the node address inside the node namespace (the service proxy DNATs
+// the kube-dns Service there). forward finds no route out of the node
+// namespace: names outside the cluster fail there, and nothing leaves.
+func nodeCorefile(zone string, nodeIP netip.Addr, port int) string {
+	return fmt.Sprintf(`.:%d {
+    bind %s
+    errors
+    health %s
+    ready %s
+    kubernetes %s in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    prometheus %s
+    forward . /etc/resolv.conf {
+        max_concurrent 1000
+    }
+    cache 30
+    loadbalance
+}
+`, port, nodeIP,
+		net.JoinHostPort(nodeIP.String(), "8080"),
+		net.JoinHostPort(nodeIP.String(), "8181"),
+		zone,
+		net.JoinHostPort(nodeIP.String(), "9153"))
+}
+
 // readCorefile reads a user's Corefile for `up --corefile`.
 func readCorefile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
@@ -96,15 +125,25 @@ const dnsProxyName = "switchboard-dns"
 
 // registerKubeDNS writes the kube-system/kube-dns Service (no selector:
 // its endpoint is the node) and its EndpointSlice into the store.
-func registerKubeDNS(store *cluster.Store, svcIP, nodeIP netip.Addr, nodeName string, port int) error {
+//
+// With proxied (the netns sandbox) the service proxy carries the Service's
+// traffic to the node address like any other's; without, the DNS server
+// listens on the service IP itself and the Service and its slice carry
+// service.kubernetes.io/service-proxy-name, so that the proxy leaves them
+// alone, as kube-proxy does with services another proxy serves.
+func registerKubeDNS(store *cluster.Store, svcIP, nodeIP netip.Addr, nodeName string, port int, proxied bool) error {
 	labels := map[string]string{
 		"k8s-app":                       "kube-dns",
 		"kubernetes.io/cluster-service": "true",
 		"kubernetes.io/name":            "CoreDNS",
-		// The DNS server listens on the service IP itself: the service
-		// proxy leaves this Service alone, as kube-proxy does with
-		// services another proxy serves.
-		serviceproxy.LabelServiceProxyName: dnsProxyName,
+	}
+	sliceLabels := map[string]string{
+		discoveryv1.LabelServiceName: "kube-dns",
+		discoveryv1.LabelManagedBy:   dnsManagedBy,
+	}
+	if !proxied {
+		labels[serviceproxy.LabelServiceProxyName] = dnsProxyName
+		sliceLabels[serviceproxy.LabelServiceProxyName] = dnsProxyName
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: metav1.NamespaceSystem, Labels: labels,
@@ -129,11 +168,7 @@ func registerKubeDNS(store *cluster.Store, svcIP, nodeIP netip.Addr, nodeName st
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      "kube-dns-" + sanitize(nodeName),
 			Namespace: metav1.NamespaceSystem,
-			Labels: map[string]string{
-				discoveryv1.LabelServiceName:       "kube-dns",
-				discoveryv1.LabelManagedBy:         dnsManagedBy,
-				serviceproxy.LabelServiceProxyName: dnsProxyName,
-			},
+			Labels:    sliceLabels,
 		},
 		AddressType: addrType,
 		Endpoints: []discoveryv1.Endpoint{{

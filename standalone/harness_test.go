@@ -86,6 +86,15 @@ func startNode(t *testing.T, paths ...string) *testNode {
 	for _, p := range paths {
 		args = append(args, "-f", p)
 	}
+	n.launch(args)
+	return n
+}
+
+// launch runs the binary with args and waits until its local API answers
+// /readyz; the node is stopped when the test ends.
+func (n *testNode) launch(args []string) {
+	t := n.t
+	t.Helper()
 	n.cmd = exec.Command(binary, args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.stdout, n.stderr
 	// Its own process group, as a shell gives a foreground job.
@@ -126,7 +135,6 @@ func startNode(t *testing.T, paths ...string) *testNode {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return n
 }
 
 func tail(s string, n int) string {

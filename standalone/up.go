@@ -59,6 +59,11 @@ type Config struct {
 	ServiceCIDR netip.Prefix // default DefaultServiceCIDR
 	APIAddr     string       // also serve the local API on this TCP address (e.g. 127.0.0.1:8001); "" for the socket only
 	Executable  string       // the binary pods run for command "switchboard"; default os.Executable()
+	// Network is the pod sandbox: NetworkLoopback (default) or
+	// NetworkNetNS, which needs NodeNetNS: the node network namespace this
+	// process runs in (see runNetNSParent).
+	Network   string
+	NodeNetNS string
 	// Cluster DNS: the zone (default cluster.local), a Corefile of the
 	// user's instead of the kube-dns one, the port (0: 53 when it can be
 	// bound, else DefaultUnprivilegedDNSPort), or none at all.
@@ -85,11 +90,27 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "node-1"
 	}
+	if cfg.Network == "" {
+		cfg.Network = NetworkLoopback
+	}
+	netnsMode := cfg.Network == NetworkNetNS
+	switch {
+	case cfg.Network != NetworkLoopback && !netnsMode:
+		return fmt.Errorf("--network %q: unknown (loopback, netns)", cfg.Network)
+	case netnsMode && cfg.NodeNetNS == "":
+		return errors.New("--network netns: no node network namespace (Up runs inside the one `switchboard up` creates)")
+	}
 	if !cfg.PodCIDR.IsValid() {
 		cfg.PodCIDR = DefaultPodCIDR
+		if netnsMode {
+			cfg.PodCIDR = DefaultNetNSPodCIDR
+		}
 	}
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = DefaultServiceCIDR
+		if netnsMode {
+			cfg.ServiceCIDR = DefaultNetNSServiceCIDR
+		}
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
@@ -121,7 +142,7 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.PodCIDR.Overlaps(cfg.ServiceCIDR) {
 		return fmt.Errorf("the pod CIDR %s overlaps the service CIDR %s", cfg.PodCIDR, cfg.ServiceCIDR)
 	}
-	proxyMode, err := chooseProxyMode(cfg.ProxyMode)
+	proxyMode, err := chooseProxyMode(cfg.ProxyMode, netnsMode)
 	if err != nil {
 		return err
 	}
@@ -149,9 +170,32 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	sb, err := sandbox.NewLoopback(cfg.PodCIDR)
-	if err != nil {
-		return err
+	var sb nodeSandbox
+	if netnsMode {
+		var dnsIPs []netip.Addr
+		if !cfg.NoDNS {
+			dnsIPs = []netip.Addr{alloc.DNSServiceIP()}
+		}
+		nsb, err := sandbox.NewNetNS(sandbox.NetNSConfig{
+			NodeName:     cfg.NodeName,
+			NodeNetNS:    cfg.NodeNetNS,
+			StateDir:     cfg.StateDir,
+			PodCIDR:      cfg.PodCIDR,
+			PluginBinary: cfg.Executable,
+			DNS:          sandbox.DNSConfig{ClusterDNS: dnsIPs, ClusterDomain: cfg.ClusterDomain},
+			Logger:       log.With("component", "sandbox"),
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = nsb.Close(context.Background()) }()
+		sb = nsb
+	} else {
+		lsb, err := sandbox.NewLoopback(cfg.PodCIDR)
+		if err != nil {
+			return err
+		}
+		sb = lsb
 	}
 	n, err := node.New(node.Config{
 		Store:      store,
@@ -177,17 +221,33 @@ func Up(ctx context.Context, cfg Config) error {
 		Registerer: reg,
 	})
 
-	proxy, err := newServiceProxy(proxyMode, store, cfg.NodeName, sb.HostIP(), cfg.PodCIDR, reg, log)
+	proxy, err := newServiceProxy(proxyMode, store, cfg.NodeName, sb.HostIP(), cfg.PodCIDR, cfg.NodeNetNS, reg, log)
 	if err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
 
-	p.printf("node %s (loopback sandbox, pods %s, services %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR)
+	if netnsMode {
+		p.printf("node %s (netns sandbox in network namespace %s, node address %s, pods %s, services %s)", cfg.NodeName, cfg.NodeNetNS, sb.HostIP(), cfg.PodCIDR, cfg.ServiceCIDR)
+	} else {
+		p.printf("node %s (loopback sandbox, pods %s, services %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR)
+	}
 	var dnsSvc *dnsserver.Service
 	if !cfg.NoDNS {
 		svcIP, nodeIP := alloc.DNSServiceIP(), sb.HostIP()
-		port := chooseDNSPort(svcIP, cfg.DNSPort)
-		corefile := []byte(clusterCorefile(cfg.ClusterDomain, svcIP, nodeIP, port))
+		var port int
+		var corefile []byte
+		if netnsMode {
+			// The service proxy DNATs the kube-dns Service to the node
+			// address, where the server listens (port 53: we are root).
+			port = cfg.DNSPort
+			if port == 0 {
+				port = 53
+			}
+			corefile = []byte(nodeCorefile(cfg.ClusterDomain, nodeIP, port))
+		} else {
+			port = chooseDNSPort(svcIP, cfg.DNSPort)
+			corefile = []byte(clusterCorefile(cfg.ClusterDomain, svcIP, nodeIP, port))
+		}
 		name := "Corefile (built in)"
 		if cfg.Corefile != "" {
 			if corefile, err = readCorefile(cfg.Corefile); err != nil {
@@ -195,7 +255,7 @@ func Up(ctx context.Context, cfg Config) error {
 			}
 			name = cfg.Corefile
 		}
-		if err := registerKubeDNS(store, svcIP, nodeIP, cfg.NodeName, port); err != nil {
+		if err := registerKubeDNS(store, svcIP, nodeIP, cfg.NodeName, port, netnsMode && proxy != nil); err != nil {
 			return err
 		}
 		dnsSvc = dnsserver.NewService(name, dnsserver.Options{Port: strconv.Itoa(port), Env: &dnsserver.Env{
@@ -204,7 +264,11 @@ func Up(ctx context.Context, cfg Config) error {
 		if err := dnsSvc.Start(corefile); err != nil {
 			return fmt.Errorf("cluster DNS: %w", err)
 		}
-		p.printf("cluster DNS on %s:%d and %s:%d (%s)", svcIP, port, nodeIP, port, digHint(svcIP, port, cfg.ClusterDomain))
+		if netnsMode {
+			p.printf("cluster DNS on %s:%d in the node namespace, Service kube-system/kube-dns %s:53 (pods' nameserver)", nodeIP, port, svcIP)
+		} else {
+			p.printf("cluster DNS on %s:%d and %s:%d (%s)", svcIP, port, nodeIP, port, digHint(svcIP, port, cfg.ClusterDomain))
+		}
 	}
 
 	// Readiness of the whole node, for /readyz.
@@ -342,6 +406,12 @@ func Up(ctx context.Context, cfg Config) error {
 	_ = os.Remove(sockPath)
 	fmt.Fprintln(cfg.Out, "stopped")
 	return nil
+}
+
+// nodeSandbox is what up needs of a sandbox.
+type nodeSandbox interface {
+	sandbox.Sandbox
+	HostIP() netip.Addr
 }
 
 func joinPaths(p []string) string {

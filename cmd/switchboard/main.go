@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard/demo"
 	"github.com/switchboard-dev/switchboard/dns/dnscmd"
 	"github.com/switchboard-dev/switchboard/ingress/ingresscmd"
+	"github.com/switchboard-dev/switchboard/node/sandbox"
 	_ "github.com/switchboard-dev/switchboard/serviceproxy/modes/all" // every proxy mode
 	"github.com/switchboard-dev/switchboard/serviceproxy/proxycmd"
 	"github.com/switchboard-dev/switchboard/standalone"
@@ -62,6 +63,7 @@ func main() {
 	root.AddCommand(proxycmd.NewCommand())
 	root.AddCommand(ingresscmd.NewCommand())
 	root.AddCommand(cnicmd.NewCommand())
+	root.AddCommand(sandbox.NewExecHelperCommand()) // hidden: starts a container inside its pod's namespaces
 
 	if err := root.Execute(); err != nil {
 		// The kubectl-style commands print their own errors in kubectl's

@@ -5,10 +5,13 @@
 // (containers, exec probes, exec hooks) and Teardown once the pod's last
 // process has stopped.
 //
-// Two kinds are planned: Loopback (here: every pod gets its own address
-// inside 127.0.0.0/8, no root needed) and a netns sandbox (a network
-// namespace per pod, through the CNI plugin) in a later issue. This
-// package never starts or kills processes and never writes pod status.
+// Two kinds: Loopback (every pod gets its own address inside 127.0.0.0/8,
+// no root needed) and NetNS (root: a network namespace per pod attached to
+// a bridge in the node's own network namespace by the CNI plugin through
+// libcni, and per pod a mount namespace with its resolv.conf and hosts and
+// a UTS namespace with its hostname, entered by re-executing the binary as
+// ExecHelperName). This package never starts or kills processes, never
+// writes pod status and never programs the host's own network namespace.
 package sandbox
 
 import (
@@ -29,7 +32,7 @@ type Network struct {
 
 // Sandbox sets up and tears down pods' network sandboxes.
 type Sandbox interface {
-	// Name is the kind of sandbox: "loopback" (later "netns").
+	// Name is the kind of sandbox: "loopback" or "netns".
 	Name() string
 	// Setup creates the pod's sandbox, or returns the existing one: it is
 	// idempotent per pod UID.
