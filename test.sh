@@ -12,8 +12,9 @@ say() { printf '\n== %s\n' "$*"; }
 # Debian packages the tests use as real peers: dig (bind9-dnsutils) and
 # dnsperf for DNS; nft, iptables-save/-restore, ipset and conntrack for the
 # service proxy; the reference CNI plugins (bridge, host-local, portmap,
-# loopback under /usr/lib/cni); curl, ip, ps.
-packages=(curl iproute2 procps bind9-dnsutils dnsperf nftables iptables ipset conntrack containernetworking-plugins)
+# loopback under /usr/lib/cni); wrk and nginx for the ingress bench's
+# quick run; curl, ip, ps.
+packages=(curl iproute2 procps bind9-dnsutils dnsperf nftables iptables ipset conntrack containernetworking-plugins wrk nginx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -12,9 +12,10 @@
 // /metrics on a status listener and writes a JSON access log.
 //
 // The package owns the servers, the request path (normalise, match,
-// redirect, proxy) and the wiring; the rules themselves live in its
-// sub-packages. It only reads the store (and writes Events); it must not
-// start pods or change other components' objects.
+// redirect, annotation policies, proxy) and the wiring; the rules
+// themselves live in its sub-packages. It reads the store and writes only
+// Events and the status.loadBalancer of the Ingresses it serves; it must
+// not start pods or change other components' objects.
 package ingress
 
 import (
@@ -39,6 +40,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/switchboard-dev/switchboard/cluster"
@@ -93,6 +95,9 @@ type Config struct {
 	AccessLog *slog.Logger
 	// Recorder writes the Events; nil: one for Component on this host.
 	Recorder *cluster.Recorder
+	// PublishAddress is the IP written to the served Ingresses'
+	// status.loadBalancer.ingress; "": the HTTPS listener's IP.
+	PublishAddress string
 }
 
 // snapshot is what one request sees.
@@ -102,6 +107,8 @@ type snapshot struct {
 	noPool   map[string]error // why a service backend has no pool
 	certs    *certs.Table
 	httpsSfx string // ":port" of HTTPS redirects ("" for 443)
+	// policies are the annotations of the Ingresses that have some.
+	policies map[types.NamespacedName]*policy
 }
 
 // Controller is a running ingress controller.
@@ -124,6 +131,7 @@ type Controller struct {
 
 	// owned by the sync loop
 	pools    map[string]*upstream.Pool
+	policies map[types.NamespacedName]*policy
 	reported map[string]bool
 
 	bufPool sync.Pool
@@ -181,11 +189,12 @@ func New(cfg Config) (*Controller, error) {
 		},
 	})
 	c.proxy = &httputil.ReverseProxy{
-		Rewrite:      c.rewrite,
-		Transport:    c.transport,
-		ErrorHandler: c.proxyError,
-		BufferPool:   (*bufferPool)(&c.bufPool),
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Rewrite:        c.rewrite,
+		Transport:      c.transport,
+		ErrorHandler:   c.proxyError,
+		ModifyResponse: c.modifyResponse,
+		BufferPool:     (*bufferPool)(&c.bufPool),
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	c.snap.Store(&snapshot{table: routing.Build(routing.Input{}), certs: c.certStore.Table()})
 
@@ -357,6 +366,14 @@ func (c *Controller) server(secure bool) *http.Server {
 	}
 	if secure {
 		srv.ConnContext = tlsConnContext
+	} else {
+		// HTTP/2 with prior knowledge (h2c) on the plain listener, for
+		// gRPC clients without TLS; the guard lets the "PRI *" preface
+		// through, HTTP/1.1 is served as before. No h2c upgrade
+		// ("Upgrade: h2c" was removed by RFC 9113).
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return srv
 }
@@ -365,8 +382,19 @@ func (c *Controller) server(secure bool) *http.Server {
 func (c *Controller) sync() {
 	s := c.cfg.Store
 	classes := cluster.List[*networkingv1.IngressClass](s, "", nil)
-	ings := cluster.List[*networkingv1.Ingress](s, "", nil)
-	tbl := routing.Build(routing.Input{Classes: classes, Ingresses: ings, Controller: c.cfg.Controller})
+	var ours []*networkingv1.Ingress
+	for _, ing := range cluster.List[*networkingv1.Ingress](s, "", nil) {
+		if ing.DeletionTimestamp == nil && routing.Ours(ing, classes, c.cfg.Controller) {
+			ours = append(ours, ing)
+		}
+	}
+	accepted, pols, refused := buildPolicies(s, ours, c.policies)
+	c.policies = pols
+	tbl := routing.Build(routing.Input{Classes: classes, Ingresses: accepted, Controller: c.cfg.Controller,
+		IsCanary: func(ing *networkingv1.Ingress) bool {
+			p := pols[types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}]
+			return p != nil && p.cfg.Canary != nil
+		}})
 
 	pools := map[string]*upstream.Pool{}
 	noPool := map[string]error{}
@@ -412,15 +440,16 @@ func (c *Controller) sync() {
 			sfx = ":" + port
 		}
 	}
-	c.snap.Store(&snapshot{table: tbl, pools: pools, noPool: noPool, certs: certTbl, httpsSfx: sfx})
+	c.snap.Store(&snapshot{table: tbl, pools: pools, noPool: noPool, certs: certTbl, httpsSfx: sfx, policies: pols})
 	c.metrics.syncs.Inc()
 	c.metrics.conflicts.Set(float64(len(tbl.Conflicts)))
-	c.report(tbl, certProblems, noPool)
+	c.report(tbl, certProblems, noPool, refused)
+	c.writeStatus(ours, tbl.Ingresses)
 }
 
 // report tells each conflict and problem once (as long as it lasts) as a
 // Warning Event on the Ingress concerned and a log line.
-func (c *Controller) report(tbl *routing.Table, certProblems []certs.Problem, noPool map[string]error) {
+func (c *Controller) report(tbl *routing.Table, certProblems []certs.Problem, noPool map[string]error, refused []refusal) {
 	now := map[string]bool{}
 	tell := func(key string, ing *networkingv1.Ingress, reason, msg string) {
 		now[key] = true
@@ -429,6 +458,9 @@ func (c *Controller) report(tbl *routing.Table, certProblems []certs.Problem, no
 		}
 		c.rec.Eventf(ing, corev1.EventTypeWarning, reason, "%s", msg)
 		c.log.Warn(msg, "ingress", ing.Namespace+"/"+ing.Name, "reason", reason)
+	}
+	for _, r := range refused {
+		tell("refused|"+r.ing.Namespace+"/"+r.ing.Name+"|"+r.msg, r.ing, "InvalidAnnotation", r.msg)
 	}
 	for _, cf := range tbl.Conflicts {
 		tell("conflict|"+cf.Key(), cf.Loser, "Conflict", cf.String())

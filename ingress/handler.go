@@ -7,13 +7,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/ingress/annotations"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/ingress/upstream"
 )
@@ -32,6 +38,25 @@ type reqInfo struct {
 	proto     string // http or https
 	port      string // the listener's port
 	status    int    // set by the error handler
+	affinity  *annotations.CookieAffinity
+	rec       *upstream.Record
+	tooLarge  atomic.Bool // the request body passed proxy-body-size
+}
+
+// limitedBody notes in the request's info that the body was cut at the
+// size limit (the HTTP client code wraps body errors in a type errors.As
+// cannot see through).
+type limitedBody struct {
+	io.ReadCloser
+	info *reqInfo
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if _, ok := err.(*http.MaxBytesError); ok {
+		b.info.tooLarge.Store(true)
+	}
+	return n, err
 }
 
 type infoKey struct{}
@@ -153,7 +178,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		textError(rw, http.StatusNotFound, "no Ingress rule matches this host and path")
 		return
 	}
-	if !h.secure && route.TLS && c.httpsLn != nil {
+	pol := snap.policies[route.Ingress] // nil: no annotations
+	var cfg *annotations.Config
+	if pol != nil {
+		cfg = pol.cfg
+	}
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	if cfg != nil && len(cfg.SourceRanges) > 0 && !cfg.AllowedFrom(client) {
+		textError(rw, http.StatusForbidden, "the client address is not in the Ingress's allowed source ranges")
+		return
+	}
+	if !h.secure && route.TLS && c.httpsLn != nil && cfg.Redirect() {
 		hostOnly := r.Host
 		if hh, _, err := net.SplitHostPort(r.Host); err == nil {
 			hostOnly = hh
@@ -166,6 +204,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.WriteHeader(http.StatusPermanentRedirect)
 		return
 	}
+	if pol != nil && pol.auth != nil {
+		user, pass, ok := r.BasicAuth()
+		if !ok || !pol.auth.Check(user, pass) {
+			// RFC 7617 section 2: the challenge names the realm; charset
+			// UTF-8 says how user and password are encoded.
+			rw.Header().Set("WWW-Authenticate", `Basic realm="`+cfg.BasicAuth.Realm+`", charset="UTF-8"`)
+			textError(rw, http.StatusUnauthorized, "authentication required")
+			return
+		}
+	}
+	if pol != nil && pol.limiter != nil && !pol.limiter.allow(client, start) {
+		// RFC 6585 section 4: 429 Too Many Requests.
+		rw.Header().Set("Retry-After", "1")
+		textError(rw, http.StatusTooManyRequests, "rate limit exceeded")
+		return
+	}
+	if len(route.Canaries) > 0 {
+		route = pickCanary(snap, route, r)
+	}
 	if res := route.Backend.Resource; res != nil {
 		textError(rw, http.StatusNotImplemented, fmt.Sprintf("the Ingress routes this path to a %s resource backend, which switchboard does not serve", res.Kind))
 		return
@@ -177,10 +234,97 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		textError(rw, http.StatusServiceUnavailable, "the backend service is not available")
 		return
 	}
+	rec := &upstream.Record{}
+	if cfg != nil {
+		if n := cfg.BodySizeLimit; n > 0 {
+			if r.ContentLength > n {
+				textError(rw, http.StatusRequestEntityTooLarge, "the request body is larger than the Ingress allows")
+				return
+			}
+			if r.ContentLength < 0 {
+				r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(rw, r.Body, n), info: info}
+			}
+		}
+		if cfg.RewriteTarget != "" && !route.Default {
+			info.path = rewritePath(route, path, cfg.RewriteTarget)
+		}
+		rec.Protocol, rec.ConnectTimeout, rec.ReadTimeout = pol.proto, cfg.ConnectTimeout, cfg.ReadTimeout
+		if a := cfg.Affinity; a != nil {
+			info.affinity = a
+			if ck, err := r.Cookie(a.Name); err == nil {
+				rec.Affinity = ck.Value
+			}
+		}
+	}
+	info.rec = rec
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
-	ctx = upstream.WithEndpointRecord(upstream.WithPool(ctx, pool))
+	ctx = upstream.WithRecord(upstream.WithPool(ctx, pool), rec)
 	pctx = ctx
 	c.proxy.ServeHTTP(rw, r.WithContext(ctx))
+}
+
+// pickCanary chooses between a route and its canaries: a canary's header
+// rule first (the header's value equal to canary-by-header-value, or
+// "always" without one; "never" keeps the request off that canary), then
+// its weight. The main route's policy (auth, source ranges, limits,
+// rewrite, protocol) applies either way; only the backend changes.
+func pickCanary(snap *snapshot, route *routing.Route, r *http.Request) *routing.Route {
+	for _, cr := range route.Canaries {
+		p := snap.policies[cr.Ingress]
+		if p == nil || p.cfg.Canary == nil {
+			continue
+		}
+		rule := p.cfg.Canary
+		if rule.Header != "" {
+			v := r.Header.Get(rule.Header)
+			switch {
+			case rule.HeaderValue != "" && v == rule.HeaderValue, rule.HeaderValue == "" && v == "always":
+				return cr
+			case rule.HeaderValue == "" && v == "never":
+				continue
+			}
+		}
+		if rule.Weight > 0 && mrand.IntN(100) < rule.Weight {
+			return cr
+		}
+	}
+	return route
+}
+
+// rewritePath applies rewrite-target: an Exact route's path is replaced
+// by the target; a Prefix route's matched prefix is, and the rest of the
+// path follows ("/api" with target "/v2": "/api/items" -> "/v2/items").
+func rewritePath(route *routing.Route, path, target string) string {
+	if route.Kind == routing.Exact {
+		return target
+	}
+	prefix := strings.TrimRight(route.Path, "/")
+	rest := strings.TrimPrefix(path, prefix)
+	if rest == "" || rest == "/" && !strings.HasSuffix(path, "/") {
+		return target
+	}
+	return strings.TrimSuffix(target, "/") + rest
+}
+
+// modifyResponse notes a protocol switch and sets the affinity cookie when the request had none, or
+// one for an endpoint that is gone.
+func (c *Controller) modifyResponse(resp *http.Response) error {
+	info, _ := resp.Request.Context().Value(infoKey{}).(*reqInfo)
+	if info != nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The proxy writes the 101 on the hijacked connection, past the
+		// status recorder: note it for the access log and metrics.
+		info.status = http.StatusSwitchingProtocols
+	}
+	if info == nil || info.affinity == nil || info.rec == nil || info.rec.Token == "" || info.rec.Token == info.rec.Affinity {
+		return nil
+	}
+	ck := &http.Cookie{Name: info.affinity.Name, Value: info.rec.Token, Path: "/", HttpOnly: true,
+		Secure: info.proto == "https", SameSite: http.SameSiteLaxMode}
+	if info.affinity.MaxAge > 0 {
+		ck.MaxAge = int(info.affinity.MaxAge / time.Second)
+	}
+	resp.Header.Add("Set-Cookie", ck.String())
+	return nil
 }
 
 // rewrite builds the request to the backend: the normalised path (what
@@ -217,6 +361,8 @@ func (c *Controller) proxyError(w http.ResponseWriter, r *http.Request, err erro
 			info.status = 499 // client closed the request (nginx's code)
 		}
 		return
+	case info != nil && info.tooLarge.Load(), errors.As(err, new(*http.MaxBytesError)):
+		code, msg = http.StatusRequestEntityTooLarge, "the request body is larger than the Ingress allows"
 	case errors.Is(err, upstream.ErrNoEndpoints):
 		code, msg = http.StatusServiceUnavailable, "the backend service has no ready endpoints"
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):

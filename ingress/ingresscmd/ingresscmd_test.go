@@ -256,3 +256,38 @@ func TestExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnotationsExample loads examples/ingress/annotations: every
+// Ingress is accepted (no refusal logged), the canary is attached to the
+// shop's route and the admin host is served.
+func TestAnnotationsExample(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan *ingress.Controller, 1)
+	done := make(chan error, 1)
+	o := &Options{Paths: []string{"../../examples/ingress/annotations"}, HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"}
+	go func() { done <- Run(ctx, o, io.Discard, log, func(c *ingress.Controller) { got <- c }) }()
+	select {
+	case c := <-got:
+		r := c.Table().Match("shop.example.test", "/")
+		if r == nil || r.Backend.Service != "shop" || len(r.Canaries) != 1 || r.Canaries[0].Backend.Service != "shop-next" {
+			t.Errorf("shop.example.test/: %+v", r)
+		}
+		if r := c.Table().Match("admin.example.test", "/stats/x"); r == nil || r.Backend.Service != "shop" {
+			t.Errorf("admin.example.test/stats/x: %+v", r)
+		}
+		if n := len(c.Table().Ingresses); n != 3 {
+			t.Errorf("%d Ingresses served, want 3", n)
+		}
+	case err := <-done:
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if logs.String() != "" {
+		t.Errorf("warnings: %s", logs.String())
+	}
+}

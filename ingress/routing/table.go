@@ -75,12 +75,12 @@ func KindOf(pt *networkingv1.PathType) (Kind, bool) {
 // which switchboard does not serve (the proxy answers it with a clear
 // status).
 type Backend struct {
-	Namespace   string
-	Service     string
-	PortNumber  int32  // service.port.number, or 0
-	PortName    string // service.port.name, or ""
-	Resource    *corev1.TypedLocalObjectReference
-	description string
+	Namespace  string
+	Service    string
+	PortNumber int32  // service.port.number, or 0
+	PortName   string // service.port.name, or ""
+	Resource   *corev1.TypedLocalObjectReference
+	key        string // Key(), computed once when the table is built
 }
 
 func newBackend(ns string, b *networkingv1.IngressBackend) (Backend, error) {
@@ -91,7 +91,9 @@ func newBackend(ns string, b *networkingv1.IngressBackend) (Backend, error) {
 		return Backend{}, fmt.Errorf("backend has both service and resource")
 	case b.Resource != nil:
 		r := b.Resource.DeepCopy()
-		return Backend{Namespace: ns, Resource: r}, nil
+		be := Backend{Namespace: ns, Resource: r}
+		be.key = be.Key()
+		return be, nil
 	case b.Service == nil:
 		return Backend{}, fmt.Errorf("backend has neither service nor resource")
 	case b.Service.Name == "":
@@ -101,12 +103,17 @@ func newBackend(ns string, b *networkingv1.IngressBackend) (Backend, error) {
 	case b.Service.Port.Name == "" && (b.Service.Port.Number <= 0 || b.Service.Port.Number > 65535):
 		return Backend{}, fmt.Errorf("service.port.number %d is not a port", b.Service.Port.Number)
 	}
-	return Backend{Namespace: ns, Service: b.Service.Name, PortNumber: b.Service.Port.Number, PortName: b.Service.Port.Name}, nil
+	be := Backend{Namespace: ns, Service: b.Service.Name, PortNumber: b.Service.Port.Number, PortName: b.Service.Port.Name}
+	be.key = be.Key()
+	return be, nil
 }
 
 // Key identifies the backend: "namespace/service:port" for a Service,
 // "namespace/Kind.apiGroup/name" for a resource.
 func (b Backend) Key() string {
+	if b.key != "" {
+		return b.key
+	}
 	if b.Resource != nil {
 		g := ""
 		if b.Resource.APIGroup != nil && *b.Resource.APIGroup != "" {
@@ -135,6 +142,10 @@ type Route struct {
 	// TLS is true when the Ingress lists the host in spec.tls: requests
 	// for it over plain HTTP are redirected to HTTPS.
 	TLS bool
+	// Canaries are the routes of canary Ingresses (Input.IsCanary) for
+	// the same host and path, in age order: the proxy sends part of this
+	// route's requests to them.
+	Canaries []*Route
 
 	match string // the path compared: for Prefix without trailing '/'
 	order int    // position of the owning Ingress in age order
@@ -312,9 +323,11 @@ func (t *Table) Backends() []Backend {
 	seen := map[string]bool{}
 	var out []Backend
 	for _, r := range t.Routes() {
-		if k := r.Backend.Key(); !seen[k] {
-			seen[k] = true
-			out = append(out, r.Backend)
+		for _, x := range append([]*Route{r}, r.Canaries...) {
+			if k := x.Backend.Key(); !seen[k] {
+				seen[k] = true
+				out = append(out, x.Backend)
+			}
 		}
 	}
 	return out
@@ -336,6 +349,11 @@ type Input struct {
 	// Controller is the spec.controller of the classes served; default
 	// ControllerName.
 	Controller string
+	// IsCanary tells the canary Ingresses: their paths (and default
+	// backends) claim nothing; each is attached to the route of another
+	// Ingress for the same host and path (Route.Canaries), or reported
+	// as a Problem when there is none. nil: no canaries.
+	IsCanary func(*networkingv1.Ingress) bool
 }
 
 // Ours reports whether switchboard serves the Ingress: its class
@@ -409,8 +427,16 @@ func Build(in Input) *Table {
 	})
 	claims := map[string]*Route{} // host|kind|match -> winner
 	owner := map[*Route]*networkingv1.Ingress{}
+	isCanary := func(ing *networkingv1.Ingress) bool { return in.IsCanary != nil && in.IsCanary(ing) }
 	for order, ing := range t.Ingresses {
-		t.add(ing, order, claims, owner)
+		if !isCanary(ing) {
+			t.add(ing, order, claims, owner, false)
+		}
+	}
+	for order, ing := range t.Ingresses {
+		if isCanary(ing) {
+			t.add(ing, order, claims, owner, true)
+		}
 	}
 	sortRoutes := func(h *hostRoutes) {
 		slices.SortStableFunc(h.paths, func(a, b *Route) int {
@@ -461,9 +487,22 @@ func (t *Table) hostFor(host string) *hostRoutes {
 	return h
 }
 
-func (t *Table) add(ing *networkingv1.Ingress, order int, claims map[string]*Route, owner map[*Route]*networkingv1.Ingress) {
+func (t *Table) add(ing *networkingv1.Ingress, order int, claims map[string]*Route, owner map[*Route]*networkingv1.Ingress, canary bool) {
 	ns := ing.Namespace
 	claim := func(key string, r *Route, put func()) {
+		if canary {
+			if w, ok := claims[key]; ok {
+				w.Canaries = append(w.Canaries, r)
+				return
+			}
+			what := fmt.Sprintf("host %q path %q (%s)", hostOrAny(r.Host), r.Path, r.Kind)
+			if r.Default {
+				what = fmt.Sprintf("the default backend of host %q", hostOrAny(r.Host))
+			}
+			t.Problems = append(t.Problems, Problem{Ingress: ing, Field: "metadata.annotations[switchboard.dev/canary]",
+				Reason: "no other Ingress serves " + what + " for this canary to share"})
+			return
+		}
 		if w, ok := claims[key]; ok {
 			t.Conflicts = append(t.Conflicts, Conflict{
 				Host: r.Host, Path: r.Path, Kind: r.Kind, Winner: owner[w], Loser: ing,

@@ -443,3 +443,49 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+// TestCanaries: a canary Ingress's paths claim nothing; each attaches to
+// the route of another Ingress with the same host, match kind and path
+// (the canary may be older), or is a Problem when there is none.
+func TestCanaries(t *testing.T) {
+	main := ingress("shop", "main", 5, "shop.test", path{typ: "Prefix", path: "/", svc: "web"}, path{typ: "Exact", path: "/pay", svc: "pay"})
+	c1 := ingress("shop", "c1", 1, "shop.test", path{typ: "Prefix", path: "/", svc: "web-next"})
+	c2 := ingress("shop", "c2", 9, "shop.test", path{typ: "Prefix", path: "/pay", svc: "pay-next"}) // Prefix /pay: no such main path
+	canary := map[string]bool{"c1": true, "c2": true}
+	tbl := Build(Input{Classes: []*networkingv1.IngressClass{ourClass("switchboard", true)}, Ingresses: []*networkingv1.Ingress{main, c1, c2},
+		IsCanary: func(ing *networkingv1.Ingress) bool { return canary[ing.Name] }})
+	cases := []struct {
+		path, backend string
+		canaries      []string
+	}{
+		{"/", "shop/web:80", []string{"shop/web-next:80"}},
+		{"/pay", "shop/pay:80", nil},
+		{"/pay/x", "shop/web:80", []string{"shop/web-next:80"}},
+	}
+	for _, c := range cases {
+		r := tbl.Match("shop.test", c.path)
+		if r == nil || r.Backend.Key() != c.backend {
+			t.Fatalf("%s: %v, want %s", c.path, r, c.backend)
+		}
+		var got []string
+		for _, cr := range r.Canaries {
+			got = append(got, cr.Backend.Key())
+		}
+		if strings.Join(got, ",") != strings.Join(c.canaries, ",") {
+			t.Errorf("%s: canaries %v, want %v", c.path, got, c.canaries)
+		}
+	}
+	if len(tbl.Conflicts) != 0 {
+		t.Errorf("canaries reported as conflicts: %v", tbl.Conflicts)
+	}
+	if len(tbl.Problems) != 1 || tbl.Problems[0].Ingress != c2 || !strings.Contains(tbl.Problems[0].Reason, `path "/pay" (Prefix)`) {
+		t.Errorf("problems %v, want one for c2's Prefix /pay", tbl.Problems)
+	}
+	var keys []string
+	for _, b := range tbl.Backends() {
+		keys = append(keys, b.Key())
+	}
+	if !strings.Contains(strings.Join(keys, ","), "shop/web-next:80") {
+		t.Errorf("Backends %v lacks the canary's backend (it needs a pool)", keys)
+	}
+}

@@ -2,6 +2,9 @@ package upstream
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,28 +36,40 @@ var ErrNoEndpoints = errors.New("no ready endpoints")
 type Pool struct {
 	Key string
 
-	eps     atomic.Pointer[[]string]
+	eps     atomic.Pointer[endpointSet]
 	next    atomic.Uint64
 	mu      sync.Mutex
 	ejected map[string]time.Time // endpoint -> ejected until
 	now     func() time.Time
 }
 
+// endpointSet is one endpoint list with its affinity tokens.
+type endpointSet struct {
+	list    []string
+	token   map[string]string // addr -> token
+	byToken map[string]string // token -> addr
+}
+
 // NewPool returns an empty pool for the backend key.
 func NewPool(key string) *Pool {
 	p := &Pool{Key: key, ejected: map[string]time.Time{}, now: time.Now}
-	p.eps.Store(&[]string{})
+	p.eps.Store(&endpointSet{})
 	return p
 }
 
 // SetEndpoints replaces the endpoint list ("ip:port", stable order).
 // Ejections of endpoints no longer listed are forgotten.
 func (p *Pool) SetEndpoints(eps []string) {
-	cp := slices.Clone(eps)
-	p.eps.Store(&cp)
+	set := &endpointSet{list: slices.Clone(eps), token: map[string]string{}, byToken: map[string]string{}}
+	for _, a := range set.list {
+		sum := sha256.Sum256([]byte(p.Key + "|" + a))
+		tok := hex.EncodeToString(sum[:8])
+		set.token[a], set.byToken[tok] = tok, a
+	}
+	p.eps.Store(set)
 	p.mu.Lock()
 	for a := range p.ejected {
-		if !slices.Contains(cp, a) {
+		if !slices.Contains(set.list, a) {
 			delete(p.ejected, a)
 		}
 	}
@@ -62,7 +77,22 @@ func (p *Pool) SetEndpoints(eps []string) {
 }
 
 // Endpoints returns the current endpoint list (shared: read-only).
-func (p *Pool) Endpoints() []string { return *p.eps.Load() }
+func (p *Pool) Endpoints() []string { return p.eps.Load().list }
+
+// Token is the affinity token of an endpoint (a hash of the backend and
+// the address: the cookie does not reveal the pod's address); "" for an
+// endpoint not in the pool.
+func (p *Pool) Token(addr string) string { return p.eps.Load().token[addr] }
+
+// ByToken is the endpoint of an affinity token, when it is in the pool
+// and not ejected.
+func (p *Pool) ByToken(tok string) (string, bool) {
+	a, ok := p.eps.Load().byToken[tok]
+	if !ok || p.Ejected(a) {
+		return "", false
+	}
+	return a, true
+}
 
 // Eject takes addr out of rotation for d.
 func (p *Pool) Eject(addr string, d time.Duration) {
@@ -96,7 +126,7 @@ func (p *Pool) ejectedLocked(addr string, now time.Time) bool {
 // endpoint is better than failing for sure, as Envoy's panic threshold).
 // ok is false when no untried endpoint is left.
 func (p *Pool) Pick(tried []string) (addr string, ok bool) {
-	eps := *p.eps.Load()
+	eps := p.eps.Load().list
 	n := len(eps)
 	if n == 0 {
 		return "", false
@@ -140,23 +170,55 @@ func PoolFrom(ctx context.Context) *Pool {
 	return p
 }
 
-type endpointKey struct{}
+type recordKey struct{}
 
-// endpointRecord is where the Transport writes the endpoint that answered
-// (for the access log).
-type endpointRecord struct{ addr string }
+// Protocol is how a request reaches the endpoint.
+type Protocol uint8
+
+const (
+	// HTTP1 is HTTP/1.1 over TCP (the default).
+	HTTP1 Protocol = iota
+	// HTTPS is HTTP/1.1 or HTTP/2 (ALPN) over TLS, the endpoint's
+	// certificate not verified (pod addresses are named by no
+	// certificate).
+	HTTPS
+	// H2C is HTTP/2 over TCP with prior knowledge (gRPC).
+	H2C
+)
+
+// Record is the per-request exchange between the proxy and the
+// Transport: what the request asks for, and what the Transport did.
+type Record struct {
+	Protocol       Protocol
+	ConnectTimeout time.Duration // 0: the Transport's
+	ReadTimeout    time.Duration // time to the response head; 0: the Transport's
+	// Affinity is the token of the endpoint preferred (cookie affinity);
+	// used when it is in the pool and not ejected.
+	Affinity string
+
+	// Addr is the last endpoint tried, Token its affinity token.
+	Addr, Token string
+}
+
+// WithRecord returns a context carrying r to the Transport.
+func WithRecord(ctx context.Context, r *Record) context.Context {
+	return context.WithValue(ctx, recordKey{}, r)
+}
 
 // WithEndpointRecord returns a context in which the Transport records the
 // endpoint used, read back with RecordedEndpoint.
-func WithEndpointRecord(ctx context.Context) context.Context {
-	return context.WithValue(ctx, endpointKey{}, &endpointRecord{})
+func WithEndpointRecord(ctx context.Context) context.Context { return WithRecord(ctx, &Record{}) }
+
+func recordFrom(ctx context.Context) *Record {
+	r, _ := ctx.Value(recordKey{}).(*Record)
+	return r
 }
 
 // RecordedEndpoint is the last endpoint the Transport tried for a request
-// whose context came from WithEndpointRecord.
+// whose context came from WithRecord or WithEndpointRecord.
 func RecordedEndpoint(ctx context.Context) string {
-	if r, ok := ctx.Value(endpointKey{}).(*endpointRecord); ok {
-		return r.addr
+	if r := recordFrom(ctx); r != nil {
+		return r.Addr
 	}
 	return ""
 }
@@ -186,8 +248,10 @@ type Options struct {
 // Transport is an http.RoundTripper sending each request to an endpoint
 // of the Pool in its context (WithPool), over kept-alive connections.
 type Transport struct {
-	base *http.Transport
-	opts Options
+	base   *http.Transport // HTTPS endpoints, upgrades, Expect: 100-continue
+	h2c    *http.Transport // HTTP/2 with prior knowledge
+	direct *h1             // plain HTTP/1.1
+	opts   Options
 }
 
 // NewTransport returns a Transport.
@@ -211,27 +275,121 @@ func NewTransport(o Options) *Transport {
 		o.MaxIdlePerHost = DefaultMaxIdlePerHost
 	}
 	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if r := recordFrom(ctx); r != nil && r.ConnectTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, r.ConnectTimeout)
+			defer cancel()
+		}
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, &DialError{Addr: addr, Err: err}
+		}
+		return c, nil
+	}
 	base := &http.Transport{
-		Proxy: nil, // never an environment proxy: endpoints are dialled directly
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &DialError{Addr: addr, Err: err}
-			}
-			return c, nil
-		},
+		Proxy:                 nil, // never an environment proxy: endpoints are dialled directly
+		DialContext:           dial,
 		MaxIdleConns:          0, // no global limit; per host below
 		MaxIdleConnsPerHost:   o.MaxIdlePerHost,
 		IdleConnTimeout:       o.IdleTimeout,
 		ResponseHeaderTimeout: o.ReadTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass encodings through untouched
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:     true,
 	}
-	return &Transport{base: base, opts: o}
+	h2c := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dial,
+		MaxIdleConnsPerHost:   o.MaxIdlePerHost,
+		IdleConnTimeout:       o.IdleTimeout,
+		ResponseHeaderTimeout: o.ReadTimeout,
+		DisableCompression:    true,
+		Protocols:             new(http.Protocols),
+	}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	return &Transport{base: base, h2c: h2c, direct: newH1(dial, o.ReadTimeout, o.IdleTimeout, o.MaxIdlePerHost), opts: o}
 }
 
 // CloseIdleConnections closes kept-alive connections.
-func (t *Transport) CloseIdleConnections() { t.base.CloseIdleConnections() }
+func (t *Transport) CloseIdleConnections() {
+	t.base.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+	t.direct.closeIdle()
+}
+
+func (t *Transport) send(req *http.Request, rec *Record) (*http.Response, error) {
+	proto := HTTP1
+	if rec != nil {
+		proto = rec.Protocol
+	}
+	readTO := time.Duration(0)
+	if rec != nil {
+		readTO = rec.ReadTimeout
+	}
+	rt := t.base
+	switch proto {
+	case HTTPS:
+		req.URL.Scheme = "https"
+	case H2C:
+		req.URL.Scheme = "http"
+		rt = t.h2c
+	default:
+		if h1Eligible(req) {
+			return t.direct.roundTrip(req, readTO)
+		}
+	}
+	if readTO <= 0 {
+		return rt.RoundTrip(req)
+	}
+	return roundTripWithin(rt, req, readTO)
+}
+
+// readTimeoutError is a per-request read timeout (proxy-read-timeout) on
+// the net/http paths: no response head in time.
+type readTimeoutError struct{ d time.Duration }
+
+func (e readTimeoutError) Error() string   { return fmt.Sprintf("no response head within %v", e.d) }
+func (e readTimeoutError) Timeout() bool   { return true }
+func (e readTimeoutError) Temporary() bool { return true }
+
+// roundTripWithin cancels the request when its response head has not
+// come within d; the body of a response that came in time is not limited.
+func roundTripWithin(rt http.RoundTripper, req *http.Request, d time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	timer := time.AfterFunc(d, cancel)
+	resp, err := rt.RoundTrip(req.WithContext(ctx))
+	fired := !timer.Stop()
+	if err != nil {
+		cancel()
+		if fired && req.Context().Err() == nil {
+			return nil, readTimeoutError{d}
+		}
+		return nil, err
+	}
+	if fired {
+		// Lost the race: the head came as the timer fired; the cancelled
+		// context may cut the body, so give the answer up as late.
+		resp.Body.Close()
+		cancel()
+		return nil, readTimeoutError{d}
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody releases the request's context when the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
 
 // idempotent: "Request methods are considered idempotent if the intended
 // effect on the server of multiple identical requests with that method is
@@ -270,7 +428,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, errors.New("upstream: request without a pool")
 	}
-	rec, _ := req.Context().Value(endpointKey{}).(*endpointRecord)
+	rec := recordFrom(req.Context())
 	var gb *guardedBody
 	if req.Body != nil && req.Body != http.NoBody {
 		gb = &guardedBody{rc: req.Body}
@@ -279,13 +437,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var tried []string
 	var lastErr error
 	for attempt := 0; attempt < t.opts.MaxAttempts; attempt++ {
-		addr, ok := pool.Pick(tried)
+		addr, ok := "", false
+		if attempt == 0 && rec != nil && rec.Affinity != "" {
+			addr, ok = pool.ByToken(rec.Affinity)
+		}
+		if !ok {
+			addr, ok = pool.Pick(tried)
+		}
 		if !ok {
 			break
 		}
 		tried = append(tried, addr)
 		if rec != nil {
-			rec.addr = addr
+			rec.Addr, rec.Token = addr, pool.Token(addr)
 		}
 		out := req.WithContext(req.Context()) // shallow copy
 		u := *req.URL
@@ -294,7 +458,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if gb != nil {
 			out.Body = gb
 		}
-		resp, err := t.base.RoundTrip(out)
+		resp, err := t.send(out, rec)
 		if err == nil {
 			return resp, nil
 		}
