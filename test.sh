@@ -23,7 +23,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     apt-get update -qq
+    # Packages with services (nginx) must not start them: the tests run
+    # their own instances on loopback ports. policy-rc.d exit 101 is
+    # Debian's "do not start services" switch.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ -z "$own_policy" ] || rm -f "$policy"
   else
     echo "missing Debian packages (${missing[*]}); run as root once, or: sudo apt-get install ${missing[*]}" >&2
   fi
