@@ -6,7 +6,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// NewCommands returns the get, apply, delete, describe and logs commands.
+// NewCommands returns the get, apply, delete, describe, logs and exec
+// commands.
 // opts points at the root command's persistent flags. Each command prints
 // its results to out and its errors, in kubectl's words, to errOut; a
 // failed command returns an error wrapping ErrReported (already printed:
@@ -22,5 +23,6 @@ func NewCommands(opts *Options, out, errOut io.Writer) []*cobra.Command {
 		newDeleteCommand(opts, out, errOut),
 		newDescribeCommand(opts, out, errOut),
 		newLogsCommand(opts, out, errOut),
+		newExecCommand(opts, out, errOut),
 	}
 }

@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-dev/switchboard/internal/sigctx"
+	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
 
 // NewUpCommand returns `switchboard up`. stateDir points at the root
@@ -31,6 +33,10 @@ func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func()
 		ingHTTP      string
 		ingHTTPS     string
 		noIngress    bool
+		dnsPublish   string
+		publishedDNS string
+		nodes        int
+		overlay      string
 	)
 	cmd := &cobra.Command{
 		Use:   "up -f FILE_OR_DIR [-f ...]",
@@ -70,8 +76,12 @@ and the next start removes what a crash left.`,
 				return fmt.Errorf("--service-cidr: %w", err)
 			}
 			var nodeNetNS string
+			var clusterNodes []ClusterNode
 			switch network {
 			case NetworkLoopback:
+				if nodes > 1 {
+					return errors.New("--nodes: several nodes need --network netns (root)")
+				}
 			case NetworkNetNS:
 				// The loopback defaults do not apply: Up picks the
 				// netns ones.
@@ -87,9 +97,41 @@ and the next start removes what a crash left.`,
 				}
 				if !child {
 					cmd.SilenceUsage = true
-					return runNetNSParent(nodeName, cmd.OutOrStdout(), cmd.ErrOrStderr())
+					spec, err := clusterSpec(nodeName, cmd.Flags().Changed("node-name"), nodes, pc, overlay)
+					if err != nil {
+						return err
+					}
+					pc = spec.nodes[0].PodCIDR
+					req := publishRequest{API: apiAddr}
+					if !noIngress {
+						req.IngressHTTP, req.IngressHTTPS = ingHTTP, ingHTTPS
+					}
+					if !noDNS {
+						req.DNS, req.DNSTarget = dnsPublish, nodeDNSTarget(pc, dnsPort)
+					}
+					return runNetNSParent(spec, req, logger(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 				}
 				nodeNetNS = path
+				if clusterNodes, err = childClusterNodes(); err != nil {
+					return err
+				}
+				// Listen inside the node namespace on the addresses
+				// the parent published on the host.
+				got, err := childPublished()
+				if err != nil {
+					return err
+				}
+				if got != nil {
+					if got.IngressOff != "" {
+						noIngress = true
+					} else if got.IngressHTTP != "" {
+						ingHTTP, ingHTTPS = got.IngressHTTP, got.IngressHTTPS
+					}
+					if got.API != "" {
+						apiAddr = got.API
+					}
+					publishedDNS = got.DNS
+				}
 			default:
 				return fmt.Errorf("--network %q: unknown (loopback, netns)", network)
 			}
@@ -124,6 +166,9 @@ and the next start removes what a crash left.`,
 				IngressHTTPAddr:  ingHTTP,
 				IngressHTTPSAddr: ingHTTPS,
 				NoIngress:        noIngress,
+				PublishedDNS:     publishedDNS,
+				Nodes:            clusterNodes,
+				Overlay:          overlay,
 				Out:              cmd.OutOrStdout(),
 				Logger:           logger(),
 			})
@@ -134,16 +179,49 @@ and the next start removes what a crash left.`,
 	f.StringVar(&nodeName, "node-name", "node-1", "name of this node")
 	f.StringVar(&podCIDR, "pod-cidr", DefaultPodCIDR.String(), "range of pod addresses")
 	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs (its tenth address is cluster DNS)")
-	f.StringVar(&apiAddr, "api-addr", "", "also serve the local API on this TCP address, e.g. 127.0.0.1:8001")
+	f.StringVar(&apiAddr, "api-addr", "", "also serve the local API on this TCP address, e.g. 127.0.0.1:8001 (--network netns: published on the host)")
 	f.StringVar(&network, "network", NetworkLoopback, "pod sandbox: loopback (no root needed) or netns (root: the node in a network namespace of its own, every pod in its own, through the CNI plugin; pods 10.244.0.0/16 and services 10.96.0.0/16 unless set)")
+	f.IntVar(&nodes, "nodes", 1, "--network netns: run this many nodes (namespaces sb-NAME-1..N joined by a bridge in sb-NAME-fabric, NAME being --node-name, default \"node\" then), each with a /24 of the pod range")
+	f.StringVar(&overlay, "overlay", sandbox.OverlayVXLAN, "--nodes N: how pods reach pods on other nodes: vxlan (an overlay) or host-gw (routes)")
 	f.StringVar(&clusterDom, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	f.StringVar(&corefile, "corefile", "", "serve cluster DNS with this Corefile instead of the built-in kube-dns one")
 	f.IntVar(&dnsPort, "dns-port", 0, "port of cluster DNS (default 53 when it can be bound, else 1053)")
 	f.BoolVar(&noDNS, "no-dns", false, "do not run cluster DNS")
+	f.StringVar(&dnsPublish, "dns-publish-addr", DefaultDNSPublishAddr, "--network netns: publish cluster DNS (UDP and TCP) on this host address (port 0: a free port; \"\": not at all)")
 	f.StringVar(&ingHTTP, "ingress-http-addr", DefaultIngressHTTPAddr, "ingress controller's HTTP address (port 0: a free port)")
 	f.StringVar(&ingHTTPS, "ingress-https-addr", DefaultIngressHTTPSAddr, "ingress controller's HTTPS address (port 0: a free port)")
 	f.BoolVar(&noIngress, "no-ingress", false, "do not run the ingress controller")
 	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox, nftables in the netns sandbox), userspace, nftables (netns only), none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd
+}
+
+// clusterSpec is the nodes of `up --network netns`: one named name, or
+// (--nodes N) name-1..name-N ("node-1".. when --node-name is not set),
+// node i getting the i-th /24 of the pod range.
+func clusterSpec(name string, nameSet bool, n int, podCIDR netip.Prefix, overlay string) (parentSpec, error) {
+	if n < 1 || n > 64 {
+		return parentSpec{}, fmt.Errorf("--nodes %d: between 1 and 64", n)
+	}
+	if overlay != sandbox.OverlayVXLAN && overlay != sandbox.OverlayHostGW {
+		return parentSpec{}, fmt.Errorf("--overlay %q: unknown (vxlan, host-gw)", overlay)
+	}
+	if !podCIDR.IsValid() {
+		podCIDR = DefaultNetNSPodCIDR
+	}
+	if n == 1 {
+		return parentSpec{nodes: []ClusterNode{{Name: name, PodCIDR: podCIDR}}, cluster: name, overlay: overlay}, nil
+	}
+	if !nameSet {
+		name = "node"
+	}
+	spec := parentSpec{cluster: name, overlay: overlay}
+	for i := 0; i < n; i++ {
+		cidr, err := sandbox.SplitPodCIDR(podCIDR, 24, i)
+		if err != nil {
+			return parentSpec{}, fmt.Errorf("--pod-cidr %s for %d nodes: %w", podCIDR, n, err)
+		}
+		spec.nodes = append(spec.nodes, ClusterNode{Name: fmt.Sprintf("%s-%d", name, i+1), PodCIDR: cidr})
+	}
+	return spec, nil
 }

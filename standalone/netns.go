@@ -1,9 +1,11 @@
 package standalone
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -54,46 +56,113 @@ var (
 // other's namespaces.
 const nodeLockDir = "/run/switchboard-nodes"
 
+// EnvClusterNodes carries the nodes of a several-node cluster (JSON of
+// []ClusterNode) to the child, which runs in the first one's namespace.
+const EnvClusterNodes = "SWITCHBOARD_CLUSTER_NODES"
+
+// parentSpec is what the parent creates: one node namespace per node and,
+// for several, the fabric (named after cluster) joining them.
+type parentSpec struct {
+	nodes   []ClusterNode // names and pod CIDRs; the parent fills NetNS
+	cluster string
+	overlay string
+}
+
 // runNetNSParent is the parent of `up --network netns`: it returns the
 // child's exit status as an error when it is not 0.
-func runNetNSParent(node string, out, errOut io.Writer) error {
+// It publishes req on the host's loopback (see publish.go) while the
+// child runs.
+func runNetNSParent(spec parentSpec, req publishRequest, log *slog.Logger, out, errOut io.Writer) error {
 	if os.Geteuid() != 0 {
 		return errors.New("--network netns needs root (network namespaces, bind mounts); run `sudo switchboard up ...`, or use --network loopback")
 	}
-	nsName := sandbox.NodeNamespaceName(node)
 	if err := os.MkdirAll(nodeLockDir, 0o755); err != nil {
 		return err
 	}
-	lockPath := filepath.Join(nodeLockDir, nsName+".lock")
-	lf, err := lockNode(lockPath)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", node, err)
+	multi := len(spec.nodes) > 1
+	locks := []string{}
+	for _, cn := range spec.nodes {
+		locks = append(locks, sandbox.NodeNamespaceName(cn.Name))
 	}
-	defer func() {
-		// Removed before unlocking: a node starting meanwhile notices.
-		_ = os.Remove(lockPath)
-		_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
-		lf.Close()
-	}()
-
-	if n, err := sandbox.RemoveNodeNamespaces(node); err != nil {
-		return fmt.Errorf("removing what a previous run of node %s left: %w", node, err)
+	if multi {
+		locks = append(locks, sandbox.FabricNamespaceName(spec.cluster))
+	}
+	for _, nsName := range locks {
+		lockPath := filepath.Join(nodeLockDir, nsName+".lock")
+		lf, err := lockNode(lockPath)
+		if err != nil {
+			return fmt.Errorf("%s: %w", nsName, err)
+		}
+		defer func() {
+			// Removed before unlocking: a node starting meanwhile notices.
+			_ = os.Remove(lockPath)
+			_ = unix.Flock(int(lf.Fd()), unix.LOCK_UN)
+			lf.Close()
+		}()
+	}
+	removeAll := func() (int, error) {
+		total := 0
+		var errs []error
+		for _, cn := range spec.nodes {
+			n, err := sandbox.RemoveNodeNamespaces(cn.Name)
+			total += n
+			errs = append(errs, err)
+		}
+		if multi {
+			fab := filepath.Join(sandbox.NetnsDir, sandbox.FabricNamespaceName(spec.cluster))
+			if _, err := os.Stat(fab); err == nil {
+				total++
+			}
+			errs = append(errs, sandbox.RemoveNamedNetNS(fab))
+		}
+		return total, errors.Join(errs...)
+	}
+	if n, err := removeAll(); err != nil {
+		return fmt.Errorf("removing what a previous run left: %w", err)
 	} else if n > 0 {
-		fmt.Fprintf(out, "removed %d network namespaces a previous run of node %s left\n", n, node)
-	}
-	path, err := sandbox.CreateNamedNetNS(nsName)
-	if err != nil {
-		return err
+		fmt.Fprintf(out, "removed %d network namespaces a previous run of node %s left\n", n, spec.nodes[0].Name)
 	}
 	defer func() {
-		if _, err := sandbox.RemoveNodeNamespaces(node); err != nil {
+		if _, err := removeAll(); err != nil {
 			fmt.Fprintf(errOut, "removing node namespaces: %v\n", err)
 		}
 	}()
+	for i := range spec.nodes {
+		p, err := sandbox.CreateNamedNetNS(sandbox.NodeNamespaceName(spec.nodes[i].Name))
+		if err != nil {
+			return err
+		}
+		spec.nodes[i].NetNS = p
+	}
+	path := spec.nodes[0].NetNS
+	env := []string{EnvNodeNetNS + "=" + path}
+	if multi {
+		var fnodes []sandbox.FabricNode
+		for _, cn := range spec.nodes {
+			fnodes = append(fnodes, sandbox.FabricNode{Name: cn.Name, NetNS: cn.NetNS, PodCIDR: cn.PodCIDR})
+		}
+		fab, err := sandbox.CreateFabric(sandbox.FabricConfig{Name: spec.cluster, Nodes: fnodes, Overlay: spec.overlay})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := fab.Close(); err != nil {
+				fmt.Fprintf(errOut, "removing the fabric: %v\n", err)
+			}
+		}()
+		b, _ := json.Marshal(spec.nodes)
+		env = append(env, EnvClusterNodes+"="+string(b))
+	}
+
+	pub, ports, err := publish(req, out, log)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
 
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), EnvNodeNetNS+"="+path)
+	cmd.Env = append(append(os.Environ(), env...), ports.env())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, out, errOut
 	// The child stops its pods when the parent dies: it sees the end of
 	// this pipe (a parent-death signal would follow the parent's thread,
@@ -115,6 +184,7 @@ func runNetNSParent(node string, out, errOut io.Writer) error {
 		return fmt.Errorf("starting the node in %s: %w", path, err)
 	}
 	alive.Close()
+	pub.serve(path)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var last time.Time
@@ -206,4 +276,17 @@ func childNodeNetNS() (string, bool, error) {
 		return "", true, fmt.Errorf("%s=%s, but this process runs in another network namespace", EnvNodeNetNS, path)
 	}
 	return path, true, nil
+}
+
+// childClusterNodes reads EnvClusterNodes (nil: one node).
+func childClusterNodes() ([]ClusterNode, error) {
+	v := os.Getenv(EnvClusterNodes)
+	if v == "" {
+		return nil, nil
+	}
+	var nodes []ClusterNode
+	if err := json.Unmarshal([]byte(v), &nodes); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvClusterNodes, err)
+	}
+	return nodes, nil
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchboard-dev/switchboard/node/sandbox"
@@ -60,6 +63,34 @@ spec:
     - name: sh
       image: busybox
       command: ["sleep", "3600"]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: switchboard
+  annotations:
+    ingressclass.kubernetes.io/is-default-class: "true"
+spec:
+  controller: switchboard.dev/ingress
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+spec:
+  ingressClassName: switchboard
+  tls:
+    - hosts: [shop.example.test]
+  rules:
+    - host: shop.example.test
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: web
+                port: {name: http}
 `
 
 // rootNetState is what the host's namespace shows of networking: the
@@ -96,7 +127,7 @@ func TestUpNetNS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("--network netns needs root (network namespaces, nftables, bind mounts)")
 	}
-	for tool, pkg := range map[string]string{"nft": "nftables", "ip": "iproute2", "nsenter": "util-linux", "getent": "libc-bin", "curl": "curl"} {
+	for tool, pkg := range map[string]string{"dig": "bind9-dnsutils", "nft": "nftables", "ip": "iproute2", "nsenter": "util-linux", "getent": "libc-bin", "curl": "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: apt-get install %s", tool, pkg)
 		}
@@ -124,7 +155,12 @@ func TestUpNetNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.launch([]string{"up", "--network", "netns", "--state-dir", n.stateDir, "--node-name", n.name, "--log-level", "debug", "-f", dir})
+	// Published on a host loopback address of this test's own, free
+	// ports: tests run side by side.
+	hostIP := fmt.Sprintf("127.53.%d.%d", rand.IntN(250), 1+rand.IntN(250))
+	n.launch([]string{"up", "--network", "netns", "--state-dir", n.stateDir, "--node-name", n.name, "--log-level", "debug",
+		"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0",
+		"--api-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0", "-f", dir})
 	n.waitPodsReady("default", 3, 60*time.Second)
 	n.waitFor(30*time.Second, "both web endpoints ready", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 2 })
 	if _, err := os.Stat(leftover); !os.IsNotExist(err) || !strings.Contains(n.stdout.String(), "removed 1 network namespaces a previous run") {
@@ -211,6 +247,130 @@ func TestUpNetNS(t *testing.T) {
 		}
 	})
 
+	t.Run("switchboard exec enters the pod's namespaces", func(t *testing.T) {
+		want := fmt.Sprintf("search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver %s\noptions ndots:5\n", dnsSvc.Spec.ClusterIP)
+		var webPod *corev1.Pod
+		for _, p := range n.pods("default") {
+			if strings.HasPrefix(p.Name, "web-") {
+				webPod = &p
+				break
+			}
+		}
+		if webPod == nil {
+			t.Fatal("no web pod")
+		}
+		for _, tc := range []struct {
+			name    string
+			args    []string
+			want    string
+			fields  bool   // compare the words only (getent pads with spaces)
+			wantErr string // substring of the output when it must fail
+			code    int
+		}{
+			// "nameserver = cluster DNS, search <ns>.svc.<zone> svc.<zone> <zone>, options ndots:5"
+			{name: "resolv.conf is kubelet's", args: []string{"client", "--", "cat", "/etc/resolv.conf"}, want: want},
+			{name: "the pod's hostname", args: []string{"client", "--", "hostname"}, want: "client\n"},
+			{name: "the pod's network", args: []string{"client", "--", "getent", "hosts", "web"}, want: web.Spec.ClusterIP + " web.default.svc.cluster.local", fields: true},
+			{name: "the container's environment", args: []string{webPod.Name, "-c", "web", "--", "printenv", "POD_IP"}, want: webPod.Status.PodIP + "\n"},
+			{name: "the command's exit status", args: []string{"client", "--", "sh", "-c", "exit 3"}, code: 3},
+			// kubectl: "container %s is not valid for pod %s"
+			{name: "unknown container", args: []string{"client", "-c", "nope", "--", "true"}, wantErr: "container nope is not valid for pod client", code: 1},
+			{name: "unknown pod", args: []string{"nope", "--", "true"}, wantErr: `pods "nope" not found`, code: 1},
+			{name: "no --", args: []string{"client", "true"}, wantErr: "POD -- COMMAND", code: 1},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cmd := exec.Command(binary, append([]string{"--state-dir", n.stateDir, "exec"}, tc.args...)...)
+				var stdout, stderr strings.Builder
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				err := cmd.Run()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if code != tc.code {
+					t.Fatalf("exit status %d, want %d; stdout %q stderr %q", code, tc.code, stdout.String(), stderr.String())
+				}
+				if tc.wantErr != "" && !strings.Contains(stderr.String(), tc.wantErr) {
+					t.Fatalf("stderr %q, want it to contain %q", stderr.String(), tc.wantErr)
+				}
+				got := stdout.String()
+				if tc.fields {
+					got = strings.Join(strings.Fields(got), " ")
+				}
+				if tc.wantErr == "" && got != tc.want && tc.code == 0 {
+					t.Fatalf("stdout %q, want %q (stderr %q)", stdout.String(), tc.want, stderr.String())
+				}
+			})
+		}
+	})
+
+	var publishedAddrs []string
+	t.Run("published on the host's loopback", func(t *testing.T) {
+		out := n.stdout.String()
+		find := func(re string) string {
+			t.Helper()
+			m := regexp.MustCompile(re).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no %q in stdout:\n%s", re, out)
+			}
+			return m[1]
+		}
+		httpsAddr := find(`ingress on http://\S+ and https://(\S+) `)
+		httpAddr := find(`ingress on http://(\S+) and`)
+		apiAddr := find(`local API also on http://(\S+)`)
+		dnsAddr := find(`cluster DNS published on the host at (\S+) `)
+		publishedAddrs = []string{httpsAddr, httpAddr, apiAddr, dnsAddr}
+		for _, a := range publishedAddrs {
+			if h, _, _ := net.SplitHostPort(a); h != hostIP {
+				t.Fatalf("published address %s, want one on %s", a, hostIP)
+			}
+		}
+		t.Run("ingress HTTPS with curl --resolve (the README's line)", func(t *testing.T) {
+			_, port, _ := net.SplitHostPort(httpsAddr)
+			seen := map[string]bool{}
+			for i := 0; i < 10 && len(seen) < 2; i++ {
+				got, err := exec.Command("curl", "-sS", "-k", "-m", "5", "--resolve", "shop.example.test:"+port+":"+hostIP,
+					"https://shop.example.test:"+port+"/").CombinedOutput()
+				if err != nil {
+					t.Fatalf("curl: %v: %s", err, got)
+				}
+				for _, p := range n.pods("default") {
+					if strings.HasPrefix(p.Name, "web-") && strings.Contains(string(got), `"pod": "`+p.Name+`"`) {
+						seen[p.Name] = true
+					}
+				}
+			}
+			if len(seen) == 0 {
+				t.Fatal("no answer through the published ingress named a web pod")
+			}
+		})
+		t.Run("ingress HTTP redirects to HTTPS (308)", func(t *testing.T) {
+			_, port, _ := net.SplitHostPort(httpAddr)
+			got, err := exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", "shop.example.test:"+port+":"+hostIP,
+				"http://shop.example.test:"+port+"/").CombinedOutput()
+			if err != nil || string(got) != "308" {
+				t.Fatalf("curl http: %v: %q, want 308", err, got)
+			}
+		})
+		t.Run("local API", func(t *testing.T) {
+			code, body, err := httpGet("http://" + apiAddr + "/api/v1/namespaces/default/pods/client")
+			if err != nil || code != 200 || !strings.Contains(body, `"name":"client"`) {
+				t.Fatalf("GET pod client: %d %v\n%s", code, err, body)
+			}
+		})
+		t.Run("cluster DNS over UDP and TCP (dig)", func(t *testing.T) {
+			h, port, _ := net.SplitHostPort(dnsAddr)
+			for _, proto := range []string{"+notcp", "+tcp"} {
+				got, err := exec.Command("dig", "+short", "+time=3", "+tries=2", proto, "@"+h, "-p", port, "web.default.svc.cluster.local").CombinedOutput()
+				if err != nil || strings.TrimSpace(string(got)) != web.Spec.ClusterIP {
+					t.Fatalf("dig %s: %v: %q, want %s", proto, err, got, web.Spec.ClusterIP)
+				}
+			}
+		})
+	})
+
 	if err := n.stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +388,12 @@ func TestUpNetNS(t *testing.T) {
 		}
 		if linksAfter != linksBefore {
 			t.Errorf("the host's links changed:\nbefore:\n%s\nafter:\n%s", linksBefore, linksAfter)
+		}
+		for _, a := range publishedAddrs {
+			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+				c.Close()
+				t.Errorf("published address %s still accepts connections", a)
+			}
 		}
 		if pids := podProcesses(n.name, ""); len(pids) > 0 {
 			t.Errorf("processes left: %v", pids)

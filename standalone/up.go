@@ -78,6 +78,16 @@ type Config struct {
 	// 127.0.0.1:8443; port 0 picks a free port); NoIngress turns it off.
 	IngressHTTPAddr, IngressHTTPSAddr string
 	NoIngress                         bool
+	// Nodes (netns, several nodes): every node of the cluster, the first
+	// being the one this process runs in (NodeName and NodeNetNS are
+	// taken from it); PodCIDR is then the cluster's range and each node's
+	// PodCIDR a part of it. Overlay names how they are joined (for the
+	// output: the parent wires the fabric).
+	Nodes   []ClusterNode
+	Overlay string
+	// PublishedDNS is where the parent of a netns node published cluster
+	// DNS on the host ("" none), for the progress output.
+	PublishedDNS string
 	// ReadyTimeout bounds how long Up waits for every pod before printing
 	// the summary anyway. Default 60s.
 	ReadyTimeout time.Duration
@@ -170,46 +180,75 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	var sb nodeSandbox
-	if netnsMode {
-		var dnsIPs []netip.Addr
-		if !cfg.NoDNS {
-			dnsIPs = []netip.Addr{alloc.DNSServiceIP()}
+	// Nodes: one, or (netns, --nodes N) several sharing this store, each
+	// with its own namespace, sandbox, pod CIDR, kubelet and proxy; this
+	// process runs in the first one's namespace.
+	multi := len(cfg.Nodes) > 1
+	if multi {
+		if !netnsMode {
+			return errors.New("several nodes need --network netns")
 		}
-		nsb, err := sandbox.NewNetNS(sandbox.NetNSConfig{
-			NodeName:     cfg.NodeName,
-			NodeNetNS:    cfg.NodeNetNS,
-			StateDir:     cfg.StateDir,
-			PodCIDR:      cfg.PodCIDR,
-			PluginBinary: cfg.Executable,
-			DNS:          sandbox.DNSConfig{ClusterDNS: dnsIPs, ClusterDomain: cfg.ClusterDomain},
-			Logger:       log.With("component", "sandbox"),
+		cfg.NodeName, cfg.NodeNetNS = cfg.Nodes[0].Name, cfg.Nodes[0].NetNS
+	} else {
+		cfg.Nodes = []ClusterNode{{Name: cfg.NodeName, NetNS: cfg.NodeNetNS, PodCIDR: cfg.PodCIDR}}
+	}
+	var members []*member
+	for i, cn := range cfg.Nodes {
+		m := &member{ClusterNode: cn, stateDir: cfg.StateDir, reg: reg}
+		if multi {
+			m.stateDir = filepath.Join(cfg.StateDir, "nodes", cn.Name)
+			m.reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": cn.Name}, reg)
+		}
+		if netnsMode {
+			var dnsIPs []netip.Addr
+			if !cfg.NoDNS {
+				dnsIPs = []netip.Addr{alloc.DNSServiceIP()}
+			}
+			nsb, err := sandbox.NewNetNS(sandbox.NetNSConfig{
+				NodeName:     cn.Name,
+				NodeNetNS:    cn.NetNS,
+				StateDir:     m.stateDir,
+				PodCIDR:      cn.PodCIDR,
+				PluginBinary: cfg.Executable,
+				DNS:          sandbox.DNSConfig{ClusterDNS: dnsIPs, ClusterDomain: cfg.ClusterDomain},
+				Logger:       log.With("component", "sandbox", "node", cn.Name),
+			})
+			if err != nil {
+				return fmt.Errorf("node %s: %w", cn.Name, err)
+			}
+			defer func() { _ = nsb.Close(context.Background()) }()
+			m.sb = nsb
+		} else {
+			lsb, err := sandbox.NewLoopback(cfg.PodCIDR)
+			if err != nil {
+				return err
+			}
+			m.sb = lsb
+		}
+		n, err := node.New(node.Config{
+			Store:      store,
+			NodeName:   cn.Name,
+			Sandbox:    m.sb,
+			StateDir:   m.stateDir,
+			Executable: cfg.Executable,
+			Recorder:   cluster.NewRecorder(store, "kubelet", cn.Name),
+			Logger:     log.With("component", "node"),
+			Registerer: m.reg,
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("node %s: %w", cn.Name, err)
 		}
-		defer func() { _ = nsb.Close(context.Background()) }()
-		sb = nsb
-	} else {
-		lsb, err := sandbox.NewLoopback(cfg.PodCIDR)
-		if err != nil {
-			return err
+		m.n = n
+		if i > 0 {
+			// The first node's proxy is built below, with the others'
+			// output.
+			if m.proxy, err = newServiceProxy(proxyMode, store, cn.Name, m.sb.HostIP(), cfg.PodCIDR, cn.NetNS, m.reg, log.With("node", cn.Name)); err != nil {
+				return fmt.Errorf("node %s: service proxy: %w", cn.Name, err)
+			}
 		}
-		sb = lsb
+		members = append(members, m)
 	}
-	n, err := node.New(node.Config{
-		Store:      store,
-		NodeName:   cfg.NodeName,
-		Sandbox:    sb,
-		StateDir:   cfg.StateDir,
-		Executable: cfg.Executable,
-		Recorder:   cluster.NewRecorder(store, "kubelet", cfg.NodeName),
-		Logger:     log.With("component", "node"),
-		Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
+	sb, n := members[0].sb, members[0].n
 	mgr := controllers.New(store, controllers.Config{
 		ServiceCIDR: cfg.ServiceCIDR,
 		Logger:      log,
@@ -221,13 +260,18 @@ func Up(ctx context.Context, cfg Config) error {
 		Registerer: reg,
 	})
 
-	proxy, err := newServiceProxy(proxyMode, store, cfg.NodeName, sb.HostIP(), cfg.PodCIDR, cfg.NodeNetNS, reg, log)
+	proxy, err := newServiceProxy(proxyMode, store, cfg.NodeName, sb.HostIP(), cfg.PodCIDR, cfg.NodeNetNS, members[0].reg, log)
 	if err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
 
 	if netnsMode {
-		p.printf("node %s (netns sandbox in network namespace %s, node address %s, pods %s, services %s)", cfg.NodeName, cfg.NodeNetNS, sb.HostIP(), cfg.PodCIDR, cfg.ServiceCIDR)
+		for _, m := range members {
+			p.printf("node %s (netns sandbox in network namespace %s, node address %s, pods %s, services %s)", m.Name, m.NetNS, m.sb.HostIP(), m.sb.PodCIDR(), cfg.ServiceCIDR)
+		}
+		if multi {
+			p.printf("%d nodes joined by a %s overlay; cluster pod range %s", len(members), cfg.Overlay, cfg.PodCIDR)
+		}
 	} else {
 		p.printf("node %s (loopback sandbox, pods %s, services %s)", cfg.NodeName, cfg.PodCIDR, cfg.ServiceCIDR)
 	}
@@ -266,6 +310,9 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		if netnsMode {
 			p.printf("cluster DNS on %s:%d in the node namespace, Service kube-system/kube-dns %s:53 (pods' nameserver)", nodeIP, port, svcIP)
+			if cfg.PublishedDNS != "" {
+				p.printf("cluster DNS published on the host at %s (%s)", cfg.PublishedDNS, digHintAt(cfg.PublishedDNS, cfg.ClusterDomain))
+			}
 		} else {
 			p.printf("cluster DNS on %s:%d and %s:%d (%s)", svcIP, port, nodeIP, port, digHint(svcIP, port, cfg.ClusterDomain))
 		}
@@ -276,7 +323,7 @@ func Up(ctx context.Context, cfg Config) error {
 	readyErr := errors.New("starting")
 	setReady := func(err error) { readyMu.Lock(); readyErr = err; readyMu.Unlock() }
 	api := localapi.New(store, localapi.Options{
-		Logs:       n,
+		Logs:       logsByNode(store, members),
 		Gatherer:   reg,
 		Registerer: reg,
 		Ready:      func() error { readyMu.Lock(); defer readyMu.Unlock(); return readyErr },
@@ -341,6 +388,24 @@ func Up(ctx context.Context, cfg Config) error {
 			log.Error("node stopped", "err", err)
 		}
 	}()
+	for _, m := range members[1:] {
+		nodeWG.Add(1)
+		go func() {
+			defer nodeWG.Done()
+			if err := m.n.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("node stopped", "node", m.Name, "err", err)
+			}
+		}()
+		if m.proxy != nil {
+			nodeWG.Add(1)
+			go func() {
+				defer nodeWG.Done()
+				if err := m.proxy.run(nodeCtx); err != nil {
+					log.Error("service proxy stopped", "node", m.Name, "err", err)
+				}
+			}()
+		}
+	}
 	run("controllers", ctrlCtx, mgr.Run)
 	// The proxy stops with the node: connections through it keep working
 	// while pods get their grace period.
@@ -406,6 +471,51 @@ func Up(ctx context.Context, cfg Config) error {
 	_ = os.Remove(sockPath)
 	fmt.Fprintln(cfg.Out, "stopped")
 	return nil
+}
+
+// ClusterNode is one node of a several-node cluster.
+type ClusterNode struct {
+	Name    string       `json:"name"`
+	NetNS   string       `json:"netns"`
+	PodCIDR netip.Prefix `json:"podCIDR"`
+}
+
+// member is one node this process runs.
+type member struct {
+	ClusterNode
+	stateDir string
+	reg      prometheus.Registerer
+	sb       nodeSandbox
+	n        *node.Node
+	proxy    *serviceProxy
+}
+
+// nodeLogs serves pods/log from the node the pod is bound to.
+type nodeLogs struct {
+	store *cluster.Store
+	nodes map[string]*node.Node
+	first *node.Node
+}
+
+func logsByNode(store *cluster.Store, members []*member) localapi.LogStreamer {
+	if len(members) == 1 {
+		return members[0].n
+	}
+	l := &nodeLogs{store: store, nodes: map[string]*node.Node{}, first: members[0].n}
+	for _, m := range members {
+		l.nodes[m.Name] = m.n
+	}
+	return l
+}
+
+func (l *nodeLogs) StreamLogs(ctx context.Context, namespace, pod string, opts node.LogOptions, w io.Writer) error {
+	n := l.first
+	if p, err := cluster.Get[*corev1.Pod](l.store, namespace, pod); err == nil {
+		if m := l.nodes[p.Spec.NodeName]; m != nil {
+			n = m
+		}
+	}
+	return n.StreamLogs(ctx, namespace, pod, opts, w)
 }
 
 // nodeSandbox is what up needs of a sandbox.

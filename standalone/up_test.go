@@ -192,6 +192,11 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Errorf("logs: %v\n%s", err, out)
 	}
+	// Loopback pods have no namespaces of their own to enter.
+	out, err = n.run("exec", pods[0].Name, "--", "true")
+	if err == nil || !strings.Contains(out, "does not run the netns sandbox") {
+		t.Errorf("exec in the loopback sandbox: want an error naming the netns sandbox, got %v\n%s", err, out)
+	}
 
 	// Ctrl-C.
 	if err := n.stop(30 * time.Second); err != nil {
@@ -390,9 +395,12 @@ func TestLivenessFailureRestartsOnlyThatContainer(t *testing.T) {
 	n := startNode(t, dir)
 	pods := n.waitPodsReady("default", 1, 30*time.Second)
 	ip := pods[0].Status.PodIP
-	if code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/healthz?fail=true"); err != nil || code != 200 {
-		t.Fatalf("switching a's healthz: %d %v", code, err)
-	}
+	// Without a readiness probe the pod is Ready once its processes run,
+	// which may be before they listen: retry.
+	n.waitFor(10*time.Second, "container a to take the healthz switch", func() bool {
+		code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/healthz?fail=true")
+		return err == nil && code == 200
+	})
 	n.waitFor(15*time.Second, "container a to restart", func() bool {
 		cs := containerStatus(n.pod("default", "pair"), "a")
 		return cs != nil && cs.RestartCount >= 1

@@ -382,6 +382,9 @@ func (s *NetNS) Setup(ctx context.Context, pod *corev1.Pod) (Network, error) {
 	if err := os.WriteFile(p.resolv, []byte(resolv), 0o644); err != nil {
 		return fail(err)
 	}
+	if err := writePodNamespaces(dir, s.podNamespaces(p)); err != nil {
+		return fail(err)
+	}
 	s.pods[pod.UID] = p
 	s.log.Debug("pod sandbox ready", "pod", pod.Namespace+"/"+pod.Name, "netns", p.ns, "ips", p.ips)
 	return Network{IPs: p.ips, HostIP: s.host}, nil
@@ -404,19 +407,24 @@ func (s *NetNS) Prepare(pod *corev1.Pod, cmd *exec.Cmd) error {
 	if p == nil {
 		return fmt.Errorf("netns sandbox: pod %s/%s has no sandbox", pod.Namespace, pod.Name)
 	}
-	spec := execSpec{Hostname: p.host, Resolv: p.resolv, Hosts: p.hosts, Path: cmd.Path, Argv: cmd.Args}
-	if p.ns != "" {
-		spec.NetNS = p.ns
-	} else {
-		// hostNetwork: the node's namespace, which the node may not be
-		// running in itself.
-		spec.NetNS = s.cfg.NodeNetNS
-	}
+	pn := s.podNamespaces(p)
+	spec := execSpec{NetNS: pn.NetNS, Hostname: pn.Hostname, Resolv: pn.ResolvConf, Hosts: pn.Hosts, Path: cmd.Path, Argv: cmd.Args}
 	if len(spec.Argv) == 0 {
 		spec.Argv = []string{cmd.Path}
 	}
 	spec.wrap(cmd, "/proc/self/exe")
 	return nil
+}
+
+// podNamespaces is what a process of the pod enters.
+func (s *NetNS) podNamespaces(p *netnsPod) PodNamespaces {
+	pn := PodNamespaces{NetNS: p.ns, Hostname: p.host, ResolvConf: p.resolv, Hosts: p.hosts}
+	if pn.NetNS == "" {
+		// hostNetwork: the node's namespace, which the node may not be
+		// running in itself.
+		pn.NetNS = s.cfg.NodeNetNS
+	}
+	return pn
 }
 
 // Teardown runs CNI DEL and removes the pod's namespace and files.

@@ -10,7 +10,11 @@
 // a bridge in the node's own network namespace by the CNI plugin through
 // libcni, and per pod a mount namespace with its resolv.conf and hosts and
 // a UTS namespace with its hostname, entered by re-executing the binary as
-// ExecHelperName). This package never starts or kills processes, never
+// ExecHelperName). Beside them: Relay publishes a port of a namespace on
+// a socket of the caller's (publish.go), Fabric joins several node
+// namespaces over VXLAN or host-gw routes (fabric.go), and PodNamespaces /
+// ExecInPod let `switchboard exec` enter a pod (podexec.go). This package
+// never starts or kills processes, never
 // writes pod status and never programs the host's own network namespace.
 package sandbox
 

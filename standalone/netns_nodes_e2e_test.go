@@ -1,0 +1,198 @@
+package standalone
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-dev/switchboard/node/sandbox"
+)
+
+// nodesFixture places one web pod on every node: by nodeName, by
+// nodeSelector on the kubernetes.io/hostname label, and by nodeName again.
+const nodesFixture = `apiVersion: v1
+kind: Pod
+metadata:
+  name: p1
+  labels: {app: web}
+spec:
+  nodeName: NODE-1
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+      readinessProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p2
+  labels: {app: web}
+spec:
+  nodeSelector: {kubernetes.io/hostname: NODE-2}
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+      readinessProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p3
+  labels: {app: web}
+spec:
+  nodeName: NODE-3
+  containers:
+    - name: web
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+      readinessProbe:
+        httpGet: {path: /healthz, port: 8080}
+        periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`
+
+// TestUpNetNSNodes runs `up --network netns --nodes 3` in both overlay
+// modes: every pod reaches the pods on the two other nodes by pod IP (and
+// the service by name through cluster DNS on the first node), and after
+// exit nothing of the cluster remains on the host.
+func TestUpNetNSNodes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("--network netns needs root (network namespaces, nftables, bind mounts)")
+	}
+	for _, overlay := range []string{sandbox.OverlayVXLAN, sandbox.OverlayHostGW} {
+		t.Run(overlay, func(t *testing.T) {
+			rulesBefore, linksBefore := rootNetState(t)
+			base := fmt.Sprintf("m%d-%d", os.Getpid()%100000, rand.IntN(100000))
+			var names []string
+			for i := 1; i <= 3; i++ {
+				names = append(names, fmt.Sprintf("%s-%d", base, i))
+			}
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(strings.ReplaceAll(nodesFixture, "NODE", base)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			n := &testNode{t: t, name: base, stateDir: t.TempDir(), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+			t.Cleanup(func() {
+				for _, name := range names {
+					_, _ = sandbox.RemoveNodeNamespaces(name)
+					for _, pid := range podProcesses(name, "") {
+						t.Errorf("process %d (%s) of node %s left", pid, cmdline(pid), name)
+					}
+				}
+				_ = sandbox.RemoveNamedNetNS(filepath.Join(sandbox.NetnsDir, sandbox.FabricNamespaceName(base)))
+			})
+			hostIP := fmt.Sprintf("127.54.%d.%d", rand.IntN(250), 1+rand.IntN(250))
+			n.launch([]string{"up", "--network", "netns", "--nodes", "3", "--overlay", overlay, "--node-name", base,
+				"--state-dir", n.stateDir, "--log-level", "debug",
+				"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0", "-f", dir})
+			pods := n.waitPodsReady("default", 3, 60*time.Second)
+
+			nodes := map[string]netip.Prefix{}
+			for _, name := range names {
+				node, err := n.client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("get node %s: %v", name, err)
+				}
+				cidr, err := netip.ParsePrefix(node.Spec.PodCIDR)
+				if err != nil {
+					t.Fatalf("node %s: spec.podCIDR %q: %v", name, node.Spec.PodCIDR, err)
+				}
+				for _, other := range nodes {
+					if other.Overlaps(cidr) {
+						t.Fatalf("node %s: podCIDR %s overlaps %s", name, cidr, other)
+					}
+				}
+				nodes[name] = cidr
+			}
+			ips := map[string]string{}
+			for _, p := range pods {
+				want := strings.Replace(p.Name, "p", base+"-", 1)
+				if p.Spec.NodeName != want {
+					t.Fatalf("pod %s on node %q, want %s", p.Name, p.Spec.NodeName, want)
+				}
+				if !nodes[want].Contains(netip.MustParseAddr(p.Status.PodIP)) {
+					t.Fatalf("pod %s has IP %s, outside its node's podCIDR %s", p.Name, p.Status.PodIP, nodes[want])
+				}
+				ips[p.Name] = p.Status.PodIP
+			}
+			for _, from := range []string{"p1", "p2", "p3"} {
+				for _, to := range []string{"p1", "p2", "p3"} {
+					if from == to {
+						continue
+					}
+					out, err := exec.Command(binary, "--state-dir", n.stateDir, "exec", from, "--", "curl", "-sS", "-m", "5", "http://"+ips[to]+":8080/").CombinedOutput()
+					if err != nil || !strings.Contains(string(out), `"pod": "`+to+`"`) {
+						t.Errorf("%s -> %s (%s): %v\n%s", from, to, ips[to], err, out)
+					}
+				}
+			}
+			// Cluster DNS runs on the first node; the service proxy on
+			// every node.
+			for _, from := range []string{"p1", "p2", "p3"} {
+				// Each node's proxy follows the EndpointSlices on its own
+				// schedule: until it has them, the service rejects.
+				seen := map[string]bool{}
+				var lastErr string
+				deadline := time.Now().Add(20 * time.Second)
+				for tries := 0; tries < 15 && len(seen) < 3 && time.Now().Before(deadline); {
+					out, err := exec.Command(binary, "--state-dir", n.stateDir, "exec", from, "--", "curl", "-sS", "-m", "5", "http://web/").CombinedOutput()
+					if err != nil {
+						lastErr = fmt.Sprintf("%v: %s", err, out)
+						time.Sleep(200 * time.Millisecond)
+						continue
+					}
+					tries++
+					for _, p := range []string{"p1", "p2", "p3"} {
+						if strings.Contains(string(out), `"pod": "`+p+`"`) {
+							seen[p] = true
+						}
+					}
+				}
+				t.Logf("%s reached %d of the 3 web pods through the service", from, len(seen))
+				if len(seen) < 2 {
+					t.Errorf("%s -> http://web/ reached only %v (last error: %s)", from, seen, lastErr)
+				}
+			}
+
+			if err := n.stop(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := os.ReadDir(sandbox.NetnsDir)
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), sandbox.NodeNamespaceName(base)) {
+					t.Errorf("namespace %s left", e.Name())
+				}
+			}
+			mi, _ := os.ReadFile("/proc/self/mountinfo")
+			if strings.Contains(string(mi), sandbox.NodeNamespaceName(base)) {
+				t.Errorf("mounts left:\n%s", mi)
+			}
+			rulesAfter, linksAfter := rootNetState(t)
+			if rulesAfter != rulesBefore {
+				t.Errorf("the host's nftables ruleset changed:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
+			}
+			if linksAfter != linksBefore {
+				t.Errorf("the host's links changed:\nbefore:\n%s\nafter:\n%s", linksBefore, linksAfter)
+			}
+		})
+	}
+}
