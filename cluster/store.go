@@ -59,6 +59,42 @@ type Store struct {
 	histPos int
 	subs    map[*subscriber]struct{}
 	admit   []AdmitFunc
+	trans   map[*Kind]TransformFunc
+}
+
+// TransformFunc trims the store's own copy of an object before it is
+// stored, as client-go's cache.TransformFunc (SharedInformer.SetTransform)
+// trims what an informer caches: a process that holds objects for one
+// reader only keeps what that reader needs. It changes obj in place and
+// must be idempotent (the stored object may come back through Update); it
+// must leave the name, namespace and the metadata the store manages (uid,
+// resourceVersion, generation, timestamps) alone. It runs under the
+// store's lock, after admission (which sees the object as written, and the
+// stored, trimmed one as old), and must be quick and never call the store.
+type TransformFunc func(obj Object)
+
+// SetTransform makes the store apply f to every object of kind k it
+// stores from now on (Create, Update, Apply, UpdateStatus and the Func
+// forms); nil removes it. Readers then see the trimmed objects: use it
+// only where every reader of the store, admission included, needs no
+// more than f keeps. Call before writes begin.
+func (s *Store) SetTransform(k *Kind, f TransformFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f == nil {
+		delete(s.trans, k)
+		return
+	}
+	if s.trans == nil {
+		s.trans = map[*Kind]TransformFunc{}
+	}
+	s.trans[k] = f
+}
+
+func (s *Store) transformLocked(k *Kind, o Object) {
+	if f := s.trans[k]; f != nil {
+		f(o)
+	}
 }
 
 // Operation names a write for admission.
@@ -243,6 +279,10 @@ func (s *Store) Create(obj Object) (Object, error) {
 	if KeyOf(o) != key {
 		return nil, apierrors.NewBadRequest("admission may not change an object's name or namespace")
 	}
+	s.transformLocked(k, o)
+	if KeyOf(o) != key {
+		return nil, apierrors.NewBadRequest("a transform may not change an object's name or namespace")
+	}
 	o.SetUID(uuid.NewUUID())
 	o.SetCreationTimestamp(metav1.NewTime(s.now()))
 	o.SetDeletionTimestamp(nil)
@@ -369,9 +409,13 @@ func (s *Store) update(obj Object, statusOnly, checkVersion bool) (Object, error
 		if KeyOf(o) != key {
 			return nil, apierrors.NewBadRequest("admission may not change an object's name or namespace")
 		}
-		if !specEqual(cur, o) {
-			o.SetGeneration(cur.GetGeneration() + 1)
-		}
+	}
+	s.transformLocked(k, o)
+	if KeyOf(o) != key {
+		return nil, apierrors.NewBadRequest("a transform may not change an object's name or namespace")
+	}
+	if !statusOnly && !specEqual(cur, o) {
+		o.SetGeneration(cur.GetGeneration() + 1)
 	}
 	o.SetResourceVersion(cur.GetResourceVersion())
 	if apiequality.Semantic.DeepEqual(o, cur) {

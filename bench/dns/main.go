@@ -15,7 +15,26 @@
 // served by another process of this program (-role api), as it would read
 // a kube-apiserver.
 //
+// Ours holds the objects in a store of its own, the way a DNS server fed
+// by a cluster would: with the kubernetes plugin's TrimStore transforms,
+// which keep only what DNS reads, as CoreDNS's informers keep only its
+// object.Pod, object.Service and object.Endpoints (-trim=false keeps the
+// objects whole, for comparison).
+//
 //	go run ./bench/dns [-services 10000] [-endpoints 10] [-pods 100000] [-seconds 10]
+//	                   [-only memory] [-objects minimal|realistic] [-trim=false]
+//
+// -only memory measures only what the memory table needs: for pods
+// insecure and pods verified, each server's RSS after loading, then after
+// one dnsperf run of internal names. -objects realistic gives the objects
+// what a cluster's have (a Deployment's pods with their spec and status,
+// endpoints with their target pods, nodes and conditions, services with
+// selectors); minimal (the default) gives them only what DNS reads.
+//
+// For profiling `switchboard dns -f` itself (manifest source, admission,
+// controllers): -write-manifests DIR writes the objects as manifest files,
+// and -role standalone DIR serves them as `switchboard dns -f DIR` does
+// (SWITCHBOARD_BENCH_PPROF=1 serves net/http/pprof on 127.70.0.1:6060).
 //
 // CoreDNS is taken from .bin/coredns (./test.sh builds it) or
 // $SWITCHBOARD_COREDNS.
@@ -27,6 +46,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -45,12 +65,18 @@ import (
 	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/switchboard-dev/switchboard/bench/internal/benchnode"
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/dns/dnscmd"
 	"github.com/switchboard-dev/switchboard/dns/dnsserver"
+	"github.com/switchboard-dev/switchboard/dns/plugin/kubernetes"
 	_ "github.com/switchboard-dev/switchboard/dns/plugins/all"
 	"github.com/switchboard-dev/switchboard/localapi"
 )
@@ -67,22 +93,34 @@ const (
 )
 
 func main() {
-	role := flag.String("role", "", "internal: ours | api")
+	role := flag.String("role", "", "internal: ours | api | standalone (`switchboard dns -f ARGS...`)")
 	podsMode := flag.String("pods-mode", "insecure", "internal: the kubernetes plugin's pods mode")
 	services := flag.Int("services", 10000, "services")
 	endpoints := flag.Int("endpoints", 10, "endpoints per service")
 	pods := flag.Int("pods", 100000, "pods")
 	seconds := flag.Int("seconds", 10, "seconds per dnsperf run")
+	only := flag.String("only", "", `"memory": only the memory table (RSS after loading and after one internal run)`)
+	objects := flag.String("objects", "minimal", "minimal | realistic: what the objects hold besides what DNS reads")
+	trim := flag.Bool("trim", true, "our store keeps only what DNS reads (the kubernetes plugin's TrimStore)")
+	manifests := flag.String("write-manifests", "", "write the objects as manifest files into this directory (for `switchboard dns -f`) and exit")
 	flag.Parse()
-	g := gen{services: *services, endpoints: *endpoints, pods: *pods}
+	g := gen{services: *services, endpoints: *endpoints, pods: *pods, realistic: *objects == "realistic"}
 	var err error
-	switch *role {
-	case "ours":
-		err = serveOurs(g, *podsMode)
-	case "api":
+	switch {
+	case *objects != "minimal" && *objects != "realistic":
+		err = fmt.Errorf("-objects: want minimal or realistic, got %q", *objects)
+	case *only != "" && *only != "memory":
+		err = fmt.Errorf("-only: want memory, got %q", *only)
+	case *manifests != "":
+		err = g.writeManifests(*manifests)
+	case *role == "ours":
+		err = serveOurs(g, *podsMode, *trim)
+	case *role == "standalone":
+		err = serveStandalone(flag.Args(), *podsMode)
+	case *role == "api":
 		err = serveAPI(g)
-	case "":
-		err = run(g, *seconds)
+	case *role == "":
+		err = run(g, *seconds, *only == "memory", *trim)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -94,10 +132,19 @@ func main() {
 
 // gen builds the same objects in every process: namespace nsN (100
 // services each), service svcN with a cluster IP and an EndpointSlice of
-// `endpoints` ready endpoints, and pods with IPs.
-type gen struct{ services, endpoints, pods int }
+// `endpoints` ready endpoints, and pods with IPs; endpoint e of service i
+// is pod i*endpoints+e (modulo the pods), in the service's namespace.
+type gen struct {
+	services, endpoints, pods int
+	realistic                 bool // objects as a cluster holds them (see realisticPod ...)
+}
 
 func (g gen) namespace(i int) string { return fmt.Sprintf("ns%d", i/100) }
+
+// podService is the service whose endpoints pod i backs.
+func (g gen) podService(i int) int { return i / max(g.endpoints, 1) % max(g.services, 1) }
+
+func (g gen) podName(i int) string { return fmt.Sprintf("pod%d", i) }
 
 func ipOf(base netip.Addr, i int) netip.Addr {
 	b := base.As4()
@@ -105,6 +152,14 @@ func ipOf(base netip.Addr, i int) netip.Addr {
 	v += uint32(i)
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
+
+var (
+	svcBase  = netip.MustParseAddr("10.96.0.100")
+	podBase  = netip.MustParseAddr("10.128.0.10")
+	nodeBase = netip.MustParseAddr("192.168.0.10")
+)
+
+const nodes = 100
 
 // fill creates the objects; pods only when withPods (DNS watches pods only
 // with `pods verified`, so that is all a cluster-mode DNS would hold).
@@ -121,48 +176,233 @@ func (g gen) fill(s *cluster.Store, withPods bool) error {
 	if _, err := s.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}); err != nil {
 		return err
 	}
-	svcBase := netip.MustParseAddr("10.96.0.100")
-	podBase := netip.MustParseAddr("10.128.0.10")
 	for i := 0; i < g.services; i++ {
-		ns, name := g.namespace(i), fmt.Sprintf("svc%d", i)
-		svc := &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: corev1.ServiceSpec{
-				Type: corev1.ServiceTypeClusterIP, ClusterIP: ipOf(svcBase, i).String(),
-				ClusterIPs: []string{ipOf(svcBase, i).String()},
-				Ports:      []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}},
-			},
-		}
-		if _, err := s.Create(svc); err != nil {
+		if _, err := s.Create(g.service(i)); err != nil {
 			return err
 		}
-		sl := &discoveryv1.EndpointSlice{
-			ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Namespace: ns,
-				Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(8080)), Protocol: ptr.To(corev1.ProtocolTCP)}},
-		}
-		for e := 0; e < g.endpoints; e++ {
-			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
-				Addresses:  []string{ipOf(podBase, (i*g.endpoints+e)%max(g.pods, 1)).String()},
-				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
-			})
-		}
-		if _, err := s.Create(sl); err != nil {
+		if _, err := s.Create(g.slice(i)); err != nil {
 			return err
 		}
 	}
 	for i := 0; withPods && i < g.pods; i++ {
-		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod%d", i), Namespace: g.namespace(i % max(g.services, 1))},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Command: []string{"x"}}}},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ipOf(podBase, i).String(), PodIPs: []corev1.PodIP{{IP: ipOf(podBase, i).String()}}},
-		}
-		if _, err := s.Create(p); err != nil {
+		if _, err := s.Create(g.pod(i)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeManifests writes the objects (pods included) as multi-document
+// YAML files, one per kind, for `switchboard dns -f DIR`. A manifest
+// source drops what the API server owns (status, so the pods' addresses).
+func (g gen) writeManifests(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	write := func(name string, n int, obj func(i int) cluster.Object) error {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(f)
+		for i := 0; i < n; i++ {
+			o := obj(i)
+			k := cluster.KindOf(o)
+			o.GetObjectKind().SetGroupVersionKind(k.GVK)
+			b, err := yaml.Marshal(o)
+			if err != nil {
+				f.Close()
+				return err
+			}
+			w.WriteString("---\n")
+			w.Write(b)
+		}
+		if err := w.Flush(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	nss := max(g.services/100, 1)
+	if g.services%100 != 0 {
+		nss++
+	}
+	if err := write("namespaces.yaml", nss, func(i int) cluster.Object {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: g.namespace(i * 100)}}
+	}); err != nil {
+		return err
+	}
+	if err := write("services.yaml", g.services, func(i int) cluster.Object { return g.service(i) }); err != nil {
+		return err
+	}
+	if err := write("endpointslices.yaml", g.services, func(i int) cluster.Object { return g.slice(i) }); err != nil {
+		return err
+	}
+	return write("pods.yaml", g.pods, func(i int) cluster.Object {
+		p := g.pod(i)
+		if len(p.Spec.Containers) > 0 && p.Spec.Containers[0].Image == "" {
+			p.Spec.Containers[0].Image = "registry.example.com/x:1" // admission requires one
+		}
+		return p
+	})
+}
+
+func (g gen) service(i int) *corev1.Service {
+	ns, name := g.namespace(i), fmt.Sprintf("svc%d", i)
+	ip := ipOf(svcBase, i).String()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if g.realistic {
+		svc.Labels = map[string]string{"app": name}
+		svc.Spec.Selector = map[string]string{"app": name}
+		svc.Spec.Ports[0].TargetPort = intstr.FromString("http")
+		svc.Spec.SessionAffinity = corev1.ServiceAffinityNone
+		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
+		svc.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyCluster)
+	}
+	return svc
+}
+
+func (g gen) slice(i int) *discoveryv1.EndpointSlice {
+	ns, name := g.namespace(i), fmt.Sprintf("svc%d", i)
+	sl := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Namespace: ns,
+			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(8080)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	if g.realistic {
+		sl.Labels["app"] = name
+		sl.Annotations = map[string]string{corev1.EndpointsLastChangeTriggerTime: "2026-01-01T00:00:00Z"}
+	}
+	for e := 0; e < g.endpoints; e++ {
+		p := (i*g.endpoints + e) % max(g.pods, 1)
+		ep := discoveryv1.Endpoint{
+			Addresses:  []string{ipOf(podBase, p).String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		}
+		if g.realistic {
+			ep.Conditions.Serving = ptr.To(true)
+			ep.Conditions.Terminating = ptr.To(false)
+			ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: g.podName(p), UID: uidOf("pod", p)}
+			ep.NodeName = ptr.To(fmt.Sprintf("node-%d", p%nodes))
+		}
+		sl.Endpoints = append(sl.Endpoints, ep)
+	}
+	return sl
+}
+
+// uidOf is a fixed UID-shaped string, so that every process agrees.
+func uidOf(kind string, i int) types.UID {
+	return types.UID(fmt.Sprintf("%08x-0000-4000-8000-%012x", len(kind), i))
+}
+
+func (g gen) pod(i int) *corev1.Pod {
+	svc := g.podService(i)
+	ns := g.namespace(svc)
+	ip := ipOf(podBase, i).String()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: g.podName(i), Namespace: ns},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Command: []string{"x"}}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}},
+	}
+	if g.realistic {
+		realisticPod(p, fmt.Sprintf("svc%d", svc), i)
+	}
+	return p
+}
+
+// realisticPod gives p what `kubectl get pod -o yaml` shows of a
+// Deployment's pod on a kubeadm cluster (managedFields aside): owner,
+// labels, a container with ports, env, resources, a probe and the
+// service-account token volume, the defaults, the node, and a running
+// status with its conditions and container status.
+func realisticPod(p *corev1.Pod, app string, i int) {
+	node := fmt.Sprintf("node-%d", i%nodes)
+	hostIP := ipOf(nodeBase, i%nodes).String()
+	started := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	p.GenerateName = app + "-5d8f7c9b4-"
+	p.Labels = map[string]string{"app": app, "pod-template-hash": "5d8f7c9b4"}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: app + "-5d8f7c9b4",
+		UID: uidOf("replicaset", i/10), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	p.Spec = corev1.PodSpec{
+		Containers: []corev1.Container{{
+			Name:  "app",
+			Image: "registry.example.com/team/app:1.4.2",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+			Env: []corev1.EnvVar{
+				{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
+				{Name: "LOG_LEVEL", Value: "info"},
+			},
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+			},
+			ReadinessProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP}},
+				PeriodSeconds: 10, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3,
+			},
+			VolumeMounts:             []corev1.VolumeMount{{Name: "kube-api-access-x7k2q", ReadOnly: true, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"}},
+			TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+			ImagePullPolicy:          corev1.PullIfNotPresent,
+		}},
+		Volumes: []corev1.Volume{{Name: "kube-api-access-x7k2q", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: ptr.To(int32(0o644)),
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr.To(int64(3607)), Path: "token"}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+					FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+			},
+		}}}},
+		RestartPolicy:                 corev1.RestartPolicyAlways,
+		TerminationGracePeriodSeconds: ptr.To(int64(30)),
+		DNSPolicy:                     corev1.DNSClusterFirst,
+		ServiceAccountName:            "default",
+		DeprecatedServiceAccount:      "default",
+		NodeName:                      node,
+		SecurityContext:               &corev1.PodSecurityContext{},
+		SchedulerName:                 corev1.DefaultSchedulerName,
+		Tolerations: []corev1.Toleration{
+			{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(300))},
+			{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(int64(300))},
+		},
+		Priority:           ptr.To(int32(0)),
+		EnableServiceLinks: ptr.To(true),
+		PreemptionPolicy:   ptr.To(corev1.PreemptLowerPriority),
+	}
+	cond := func(t corev1.PodConditionType) corev1.PodCondition {
+		return corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: started}
+	}
+	p.Status = corev1.PodStatus{
+		Phase: corev1.PodRunning,
+		Conditions: []corev1.PodCondition{cond("PodReadyToStartContainers"), cond(corev1.PodInitialized), cond(corev1.PodReady),
+			cond(corev1.ContainersReady), cond(corev1.PodScheduled)},
+		HostIP:    hostIP,
+		HostIPs:   []corev1.HostIP{{IP: hostIP}},
+		PodIP:     p.Status.PodIP,
+		PodIPs:    p.Status.PodIPs,
+		StartTime: &started,
+		ContainerStatuses: []corev1.ContainerStatus{{
+			Name:         "app",
+			State:        corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}},
+			Ready:        true,
+			Image:        "registry.example.com/team/app:1.4.2",
+			ImageID:      "registry.example.com/team/app@sha256:4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c",
+			ContainerID:  fmt.Sprintf("containerd://%064x", i),
+			Started:      ptr.To(true),
+			RestartCount: 0,
+		}},
+		QOSClass: corev1.PodQOSBurstable,
+	}
 }
 
 // corefile is CoreDNS's kube-dns Corefile, bound to addr, forwarding to
@@ -191,14 +431,52 @@ func waitSignal() {
 	<-ch
 }
 
-func serveOurs(g gen, podsMode string) error {
+func serveOurs(g gen, podsMode string, trim bool) error {
 	s := cluster.NewStore()
+	if trim {
+		kubernetes.TrimStore(s)
+	}
 	if err := g.fill(s, podsMode == "verified"); err != nil {
 		return err
 	}
 	if os.Getenv("SWITCHBOARD_BENCH_PPROF") != "" {
 		go func() { _ = http.ListenAndServe(oursAddr+":6060", nil) }() // net/http/pprof's handlers
 	}
+	svc := dnsserver.NewService("Corefile", dnsserver.Options{Port: dnsPort, Env: &dnsserver.Env{Store: s}})
+	if err := svc.Start([]byte(corefile(oursAddr, podsMode, ""))); err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	waitSignal()
+	return svc.Stop()
+}
+
+// serveStandalone is `switchboard dns -f DIR...` (dnscmd.NewStore, the
+// manifest source, admission and controllers) with the benchmark's
+// Corefile, for profiling it (SWITCHBOARD_BENCH_PPROF): go run ./bench/dns
+// -write-manifests DIR, then -role standalone DIR.
+func serveStandalone(paths []string, podsMode string) error {
+	if os.Getenv("SWITCHBOARD_BENCH_PPROF") != "" {
+		go func() { _ = http.ListenAndServe(oursAddr+":6060", nil) }() // net/http/pprof's handlers
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	t0 := time.Now()
+	s, problems, err := dnscmd.NewStore(ctx, dnscmd.StoreConfig{Paths: paths, ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintln(os.Stderr, "manifest problem:", p)
+	}
+	fmt.Fprintf(os.Stderr, "store loaded in %s:", time.Since(t0).Round(time.Millisecond))
+	for _, k := range cluster.Kinds {
+		if objs, _ := s.List(k, "", nil); len(objs) > 0 {
+			fmt.Fprintf(os.Stderr, " %s %d", k.Name(), len(objs))
+		}
+	}
+	fmt.Fprintln(os.Stderr)
 	svc := dnsserver.NewService("Corefile", dnsserver.Options{Port: dnsPort, Env: &dnsserver.Env{Store: s}})
 	if err := svc.Start([]byte(corefile(oursAddr, podsMode, ""))); err != nil {
 		return err
@@ -249,7 +527,12 @@ func child(role string, g gen, extra ...string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"-role", role, "-services", strconv.Itoa(g.services), "-endpoints", strconv.Itoa(g.endpoints), "-pods", strconv.Itoa(g.pods)}, extra...)
+	objects := "minimal"
+	if g.realistic {
+		objects = "realistic"
+	}
+	args := append([]string{"-role", role, "-services", strconv.Itoa(g.services), "-endpoints", strconv.Itoa(g.endpoints),
+		"-pods", strconv.Itoa(g.pods), "-objects", objects}, extra...)
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -368,7 +651,7 @@ func dnsperf(addr, file string, seconds int) (perf, error) {
 	return p, nil
 }
 
-func run(g gen, seconds int) error {
+func run(g gen, seconds int, memoryOnly, trim bool) error {
 	if _, err := exec.LookPath("dnsperf"); err != nil {
 		return fmt.Errorf("dnsperf not found: apt-get install dnsperf (./test.sh installs it)")
 	}
@@ -397,28 +680,21 @@ func run(g gen, seconds int) error {
 	defer stop(api)
 
 	fmt.Fprintf(os.Stderr, "pods insecure (kube-dns's default): loading %d services × %d endpoints ...\n", g.services, g.endpoints)
-	pr, err := startPair(g, dir, "insecure")
+	pr, err := startPair(g, dir, "insecure", trim)
 	if err != nil {
 		return err
 	}
 	defer pr.stop()
-	ours, cd := pr.ours, pr.coredns
-	oursReady, corednsReady := pr.oursReady, pr.corednsReady
-	memOurs0, _ := benchnode.ProcUsage(ours.Process.Pid)
-	memCD0, _ := benchnode.ProcUsage(cd.Process.Pid)
+	pr.memLoad()
 
 	workloads := []string{"internal", "external", "search-miss"}
+	if memoryOnly {
+		workloads = []string{"internal"}
+	}
 	results := map[string][2]perf{}
 	for _, w := range workloads {
-		for i, addr := range []string{oursAddr, corednsAddr} {
-			fmt.Fprintf(os.Stderr, "dnsperf %s against %s (%ds) ...\n", w, []string{"switchboard", "coredns"}[i], seconds)
-			p, err := dnsperf(addr, files[w], seconds)
-			if err != nil {
-				return err
-			}
-			r := results[w]
-			r[i] = p
-			results[w] = r
+		if results[w], err = pr.dnsperf(w, files[w], seconds); err != nil {
+			return err
 		}
 	}
 	if dst := os.Getenv("SWITCHBOARD_BENCH_PPROF"); dst != "" {
@@ -428,30 +704,38 @@ func run(g gen, seconds int) error {
 			fmt.Fprintln(os.Stderr, "heap profile of our server saved to", dst)
 		}
 	}
-	memOurs1, _ := benchnode.ProcUsage(ours.Process.Pid)
-	memCD1, _ := benchnode.ProcUsage(cd.Process.Pid)
-
+	pr.memRuns()
 	pr.stop()
+
 	fmt.Fprintf(os.Stderr, "pods verified: both servers watch the %d pods too ...\n", g.pods)
-	prv, err := startPair(g, dir, "verified")
+	prv, err := startPair(g, dir, "verified", trim)
 	if err != nil {
 		return err
 	}
 	defer prv.stop()
-	memOursV0, _ := benchnode.ProcUsage(prv.ours.Process.Pid)
-	memCDV0, _ := benchnode.ProcUsage(prv.coredns.Process.Pid)
-	pv := [2]perf{}
-	for i, addr := range []string{oursAddr, corednsAddr} {
-		if pv[i], err = dnsperf(addr, files["internal"], seconds); err != nil {
-			return err
+	prv.memLoad()
+	pv, err := prv.dnsperf("internal", files["internal"], seconds)
+	if err != nil {
+		return err
+	}
+	if dst := os.Getenv("SWITCHBOARD_BENCH_PPROF"); dst != "" {
+		if err := saveProfile("http://"+oursAddr+":6060/debug/pprof/heap", dst+".verified"); err == nil {
+			fmt.Fprintln(os.Stderr, "heap profile of our server (pods verified) saved to", dst+".verified")
 		}
 	}
-	memOursV1, _ := benchnode.ProcUsage(prv.ours.Process.Pid)
-	memCDV1, _ := benchnode.ProcUsage(prv.coredns.Process.Pid)
+	prv.memRuns()
 	prv.stop()
 
-	fmt.Printf("bench/dns: %d services × %d endpoints, %d pods; dnsperf -c 4 -q 200, %ds per run, sharing the machine's cores; %s\n\n",
-		g.services, g.endpoints, g.pods, seconds, time.Now().Format(time.RFC3339))
+	objects := "minimal objects (what DNS reads)"
+	if g.realistic {
+		objects = "realistic objects (as a cluster holds them)"
+	}
+	store := "trimmed to what DNS reads"
+	if !trim {
+		store = "whole objects"
+	}
+	fmt.Printf("bench/dns: %d services × %d endpoints, %d pods, %s; our store: %s; dnsperf -c 4 -q 200, %ds per run, sharing the machine's cores; %s\n\n",
+		g.services, g.endpoints, g.pods, objects, store, seconds, time.Now().Format(time.RFC3339))
 	fmt.Printf("%-34s %14s %14s %8s\n", "work", "switchboard", "coredns 1.14", "ratio")
 	for _, w := range workloads {
 		r := results[w]
@@ -461,15 +745,14 @@ func run(g gen, seconds int) error {
 			fmt.Printf("%-34s %14d %14d\n", w+" queries lost", r[0].lost, r[1].lost)
 		}
 	}
-	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
-	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after loading", mb(memOurs0.RSS), mb(memCD0.RSS), float64(memCD0.RSS)/float64(memOurs0.RSS))
-	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after the runs", mb(memOurs1.RSS), mb(memCD1.RSS), float64(memCD1.RSS)/float64(memOurs1.RSS))
-	fmt.Printf("%-34s %13.1fs %13.1fs\n", "time to first answer", oursReady.Seconds(), corednsReady.Seconds())
+	runs := "RSS after the runs"
+	if memoryOnly {
+		runs = "RSS after the internal run"
+	}
+	pr.printMemory(runs)
 	fmt.Printf("\nwith pods verified (both servers watch the %d pods):\n", g.pods)
 	fmt.Printf("%-34s %14.0f %14.0f %7.2fx\n", "internal QPS", pv[0].qps, pv[1].qps, pv[0].qps/pv[1].qps)
-	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after loading", mb(memOursV0.RSS), mb(memCDV0.RSS), float64(memCDV0.RSS)/float64(memOursV0.RSS))
-	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after the run", mb(memOursV1.RSS), mb(memCDV1.RSS), float64(memCDV1.RSS)/float64(memOursV1.RSS))
-	fmt.Printf("%-34s %13.1fs %13.1fs\n", "time to first answer", prv.oursReady.Seconds(), prv.corednsReady.Seconds())
+	prv.printMemory("RSS after the internal run")
 	fmt.Printf("\nratio: QPS and memory as switchboard's advantage (>1 is better for switchboard); CoreDNS's published memory model gives (pods+services)/1000+54 = %.0f MB\n",
 		float64(g.pods+g.services)/1000+54)
 	return nil
@@ -495,6 +778,35 @@ func saveProfile(url, dst string) error {
 type pair struct {
 	ours, coredns           *exec.Cmd
 	oursReady, corednsReady time.Duration
+	load, runs              [2]int64 // RSS after loading and after the runs: ours, CoreDNS
+}
+
+func rss(cmd *exec.Cmd) int64 {
+	u, _ := benchnode.ProcUsage(cmd.Process.Pid)
+	return u.RSS
+}
+
+func (p *pair) memLoad() { p.load = [2]int64{rss(p.ours), rss(p.coredns)} }
+func (p *pair) memRuns() { p.runs = [2]int64{rss(p.ours), rss(p.coredns)} }
+
+// dnsperf runs one workload against each server in turn.
+func (p *pair) dnsperf(w, file string, seconds int) ([2]perf, error) {
+	var r [2]perf
+	for i, addr := range []string{oursAddr, corednsAddr} {
+		fmt.Fprintf(os.Stderr, "dnsperf %s against %s (%ds) ...\n", w, []string{"switchboard", "coredns"}[i], seconds)
+		var err error
+		if r[i], err = dnsperf(addr, file, seconds); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func (p *pair) printMemory(runs string) {
+	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
+	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", "RSS after loading", mb(p.load[0]), mb(p.load[1]), float64(p.load[1])/float64(p.load[0]))
+	fmt.Printf("%-34s %12.1fMB %12.1fMB %7.2fx\n", runs, mb(p.runs[0]), mb(p.runs[1]), float64(p.runs[1])/float64(p.runs[0]))
+	fmt.Printf("%-34s %13.1fs %13.1fs\n", "time to first answer", p.oursReady.Seconds(), p.corednsReady.Seconds())
 }
 
 func (p *pair) stop() {
@@ -505,7 +817,7 @@ func (p *pair) stop() {
 
 // startPair starts both servers with the kube-dns Corefile in podsMode and
 // waits until each answers for the last service.
-func startPair(g gen, dir, podsMode string) (*pair, error) {
+func startPair(g gen, dir, podsMode string, trim bool) (*pair, error) {
 	coredns, err := corednsBinary()
 	if err != nil {
 		return nil, err
@@ -513,7 +825,7 @@ func startPair(g gen, dir, podsMode string) (*pair, error) {
 	p := &pair{}
 	probe := fmt.Sprintf("svc%d.%s.svc.%s.", g.services-1, g.namespace(g.services-1), zone)
 	t0 := time.Now()
-	if p.ours, err = child("ours", g, "-pods-mode", podsMode); err != nil {
+	if p.ours, err = child("ours", g, "-pods-mode", podsMode, "-trim="+strconv.FormatBool(trim)); err != nil {
 		return nil, err
 	}
 	if err := waitAnswer(oursAddr, probe, 5*time.Minute); err != nil {

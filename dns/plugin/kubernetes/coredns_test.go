@@ -103,10 +103,14 @@ func (l *lockedBuffer) String() string {
 // real CoreDNS 1.14.1 (one server block per variant, each bound to
 // 127.0.0.1) and asks it and us every question of the tables plus a
 // generated sweep of names and types: rcode, answer and additional
-// records as sets, and the presence of the authority SOA must agree.
+// records as sets, and the presence of the authority SOA must agree. We
+// answer twice: from the store CoreDNS reads, and from a store with
+// TrimStore's transforms holding the same objects (plus what the trims
+// drop), as a DNS server fed by a cluster holds them.
 func TestDifferentialCoreDNS(t *testing.T) {
 	bin := corednsBinary(t)
 	store := fixtureStore(t)
+	trimmed := trimmedFixtureStore(t)
 	api := serveAPI(t, localapi.New(store, localapi.Options{}))
 
 	ports := make([]string, len(variants))
@@ -162,12 +166,18 @@ func TestDifferentialCoreDNS(t *testing.T) {
 
 	type pair struct {
 		v            variant
+		store        string
 		ours, theirs string
 	}
 	var pairs []pair
-	for i, v := range variants {
-		k := newPlugin(t, store, v.corefile(api))
-		pairs = append(pairs, pair{v, startServer(t, k), net.JoinHostPort("127.0.0.1", ports[i])})
+	for _, st := range []struct {
+		name  string
+		store *cluster.Store
+	}{{"", store}, {" (trimmed store)", trimmed}} {
+		for i, v := range variants {
+			k := newPlugin(t, st.store, v.corefile(api))
+			pairs = append(pairs, pair{v, st.name, startServer(t, k), net.JoinHostPort("127.0.0.1", ports[i])})
+		}
 	}
 	// compare asks both servers every question; it returns the
 	// differences not listed as known, and counts.
@@ -185,7 +195,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 				case got.equal(want):
 					same++
 				case !known:
-					diffs = append(diffs, fmt.Sprintf("%s (%s):\n ours   %s\n CoreDNS %s", key, q.rule, got, want))
+					diffs = append(diffs, fmt.Sprintf("%s%s (%s):\n ours   %s\n CoreDNS %s", key, p.store, q.rule, got, want))
 				}
 			}
 		}
@@ -203,6 +213,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 	// Change the store under both (CoreDNS through the API's watches) and
 	// compare again once CoreDNS has caught up.
 	changeStore(t, store)
+	changeStore(t, trimmed)
 	// Wait until both show the last change of every kind (so that a
 	// comparison of two stale answers cannot pass), then compare.
 	markers := []struct {
@@ -222,7 +233,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for _, mk := range markers {
-		for _, addr := range []string{pairs[mk.block].ours, pairs[mk.block].theirs} {
+		for _, addr := range []string{pairs[mk.block].ours, pairs[len(variants)+mk.block].ours, pairs[mk.block].theirs} {
 			for !mk.ok(exchange(t, addr, mk.name, mk.qtype, false)) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s %s @%s does not show the change", mk.name, dns.TypeToString[mk.qtype], addr)

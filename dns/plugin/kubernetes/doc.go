@@ -9,6 +9,8 @@
 // copy-on-write shards so that lookups take no lock (index.go), the query
 // handler (handler.go, lookup.go, reverse.go), the versions it reports to
 // a cache in front of it (version.go, plugin.Versioned), its metric
-// (metrics.go) and its README. It never writes to the store and never touches other
-// plugins; it reads the store only through Subscribe.
+// (metrics.go), the store transforms that keep only what it reads for a
+// store that serves DNS alone (trim.go) and its README. It never writes to
+// the store and never touches other plugins; it reads the store only
+// through Subscribe.
 package kubernetes

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchboard-dev/switchboard/cluster"
@@ -185,6 +186,60 @@ func fixtureStore(t testing.TB) *cluster.Store {
 	for _, o := range fixtureObjects() {
 		if _, err := s.Create(o); err != nil {
 			t.Fatalf("creating %T %s/%s: %v", o, o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	return s
+}
+
+// trimmedFixtureStore is the fixture in a store with TrimStore's
+// transforms, its objects first filled in with what a cluster adds and the
+// trims drop (annotations, owners, container specs, conditions, node and
+// zone of endpoints, not-ready endpoints), so that dropping them is tested.
+func trimmedFixtureStore(t testing.TB) *cluster.Store {
+	t.Helper()
+	s := cluster.NewStore()
+	TrimStore(s)
+	for _, o := range fixtureObjects() {
+		o.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"})
+		o.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}})
+		switch x := o.(type) {
+		case *corev1.Pod:
+			x.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "u", Controller: ptr.To(true)}}
+			x.Spec.Containers = []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10", Ports: []corev1.ContainerPort{{ContainerPort: 80}}}}
+			x.Spec.NodeName = "node-1"
+			x.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+			x.Status.HostIP = "192.0.2.1"
+		case *corev1.Service:
+			x.Spec.Selector = map[string]string{"app": x.Name}
+			x.Spec.SessionAffinity = corev1.ServiceAffinityNone
+			for i := range x.Spec.Ports {
+				x.Spec.Ports[i].TargetPort = intstr.FromInt32(x.Spec.Ports[i].Port)
+			}
+		case *discoveryv1.EndpointSlice:
+			for i := range x.Endpoints {
+				x.Endpoints[i].NodeName = ptr.To("node-1")
+				x.Endpoints[i].Zone = ptr.To("zone-a")
+				x.Endpoints[i].Conditions.Serving = ptr.To(true)
+				if x.Endpoints[i].TargetRef != nil {
+					x.Endpoints[i].TargetRef.UID = "pod-uid"
+				}
+			}
+		}
+		if _, err := s.Create(o); err != nil {
+			t.Fatalf("creating %T %s/%s: %v", o, o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	// What the store keeps is trimmed.
+	for _, p := range cluster.List[*corev1.Pod](s, "", nil) {
+		if len(p.Annotations) != 0 || len(p.OwnerReferences) != 0 || len(p.Spec.Containers) != 0 || len(p.Status.Conditions) != 0 {
+			t.Fatalf("pod %s/%s is not trimmed: %+v", p.Namespace, p.Name, p)
+		}
+	}
+	for _, es := range cluster.List[*discoveryv1.EndpointSlice](s, "", nil) {
+		for _, ep := range es.Endpoints {
+			if ep.NodeName != nil || ep.Zone != nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+				t.Fatalf("endpoint slice %s/%s is not trimmed: %+v", es.Namespace, es.Name, ep)
+			}
 		}
 	}
 	return s

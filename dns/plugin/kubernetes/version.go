@@ -278,6 +278,17 @@ func newBumps() bumps {
 	return bumps{ips: map[ipKey]struct{}{}, keys: map[string]struct{}{}, ns: map[string]struct{}{}, pods: map[string]struct{}{}}
 }
 
+// emptied empties a set for the next batch. A Go map keeps the size it
+// grew to: one that a big batch (the initial lists: every address) grew
+// is dropped rather than kept, empty, for the life of the index.
+func emptied[K comparable](m map[K]struct{}) map[K]struct{} {
+	if len(m) > 1024 {
+		return map[K]struct{}{}
+	}
+	clear(m)
+	return m
+}
+
 func (b *bumps) empty() bool { return len(b.keys)+len(b.ns)+len(b.pods) == 0 }
 
 // touchIP records that the PTR records of k may have changed.
@@ -365,20 +376,17 @@ func (x *index) bumpVersions(changed, reverse, synced bool) {
 	v := x.ver
 	for key := range b.keys {
 		bucket(v.key, keyHashOf(key)).Add(1)
-		delete(b.keys, key)
 	}
 	for ns := range b.ns {
 		bucket(v.ns, nameHash(ns)).Add(1)
-		delete(b.ns, ns)
 	}
 	for ns := range b.pods {
 		bucket(v.pod, nameHash(ns)).Add(1)
-		delete(b.pods, ns)
 	}
 	for k := range b.ips {
 		bucket(v.ip, hashIP(k)).Add(1)
-		delete(b.ips, k)
 	}
+	b.keys, b.ns, b.pods, b.ips = emptied(b.keys), emptied(b.ns), emptied(b.pods), emptied(b.ips)
 	if reverse {
 		v.rev.Add(1)
 	}
