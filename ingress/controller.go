@@ -11,6 +11,12 @@
 // parts of Ingresses as Events and log lines, serves /healthz, /readyz and
 // /metrics on a status listener and writes a JSON access log.
 //
+// HTTP/1.1 connections (plain and TLS) are served by a fast path of its
+// own (fastpath.go: plain GET/HEAD to routes without annotations, parsed
+// in place and relayed over kept-alive endpoint connections on the
+// connection's goroutine); every other request, and the connection from
+// then on, goes to net/http's server and httputil.ReverseProxy.
+//
 // The package owns the servers, the request path (normalise, match,
 // redirect, annotation policies, proxy) and the wiring; the rules
 // themselves live in its sub-packages. It reads the store and writes only
@@ -109,6 +115,8 @@ type snapshot struct {
 	httpsSfx string // ":port" of HTTPS redirects ("" for 443)
 	// policies are the annotations of the Ingresses that have some.
 	policies map[types.NamespacedName]*policy
+	// obs caches the metric children of the fast path (obsKey -> *obsEntry).
+	obs sync.Map
 }
 
 // Controller is a running ingress controller.
@@ -135,6 +143,10 @@ type Controller struct {
 	reported map[string]bool
 
 	bufPool sync.Pool
+
+	// fastHTTP and fastHTTPS are the fast paths of the listeners (nil
+	// without the listener).
+	fastHTTP, fastHTTPS *fastServer
 }
 
 // New checks the configuration and binds the listeners (so that their
@@ -218,6 +230,12 @@ func New(cfg Config) (*Controller, error) {
 	if c.statusLn, err = listen("status", cfg.StatusAddr); err != nil {
 		c.closeListeners()
 		return nil, err
+	}
+	if c.httpLn != nil {
+		c.fastHTTP = newFastServer(c, false, c.httpLn.Addr(), newChanListener(c.httpLn.Addr()))
+	}
+	if c.httpsLn != nil {
+		c.fastHTTPS = newFastServer(c, true, c.httpsLn.Addr(), nil) // handoff: the TLS splitter's HTTP/1 listener
 	}
 	return c, nil
 }
@@ -310,15 +328,30 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// HTTP/1.x connections start on the fast path (fastpath.go), which
+	// hands to net/http what it does not serve itself.
+	var fast []*fastServer
 	if c.httpLn != nil {
 		srv := c.server(false)
 		servers = append(servers, srv)
-		serve(srv, &guard.Listener{Listener: c.httpLn, MaxHeaders: c.cfg.MaxHeaders, OnRefuse: c.onRefuse})
+		fs := c.fastHTTP
+		fast = append(fast, fs)
+		serve(srv, fs.handoff)
+		g := &guard.Listener{MaxHeaders: c.cfg.MaxHeaders, OnRefuse: c.onRefuse}
+		go func() {
+			if err := fs.serve(c.httpLn, g); err != nil {
+				errc <- err
+			}
+		}()
 	}
 	if c.httpsLn != nil {
 		srv := c.server(true)
 		srv.TLSConfig = certs.ServerConfig(c.certStore)
 		split := newTLSSplitter(c.httpsLn, srv.TLSConfig, c.cfg.ReadHeaderTimeout, &guard.Listener{MaxHeaders: c.cfg.MaxHeaders, OnRefuse: c.onRefuse}, c.log)
+		fs := c.fastHTTPS
+		fs.handoff = split.h1
+		fast = append(fast, fs)
+		split.fast = fs.serveConn
 		go split.run()
 		servers = append(servers, srv)
 		serve(srv, split.h2)
@@ -338,6 +371,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), DefaultShutdownTimeout)
 	defer cancel()
+	for _, fs := range fast {
+		fs.closing.Store(true)
+	}
+	for _, ln := range []net.Listener{c.httpLn, c.httpsLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	for _, fs := range fast {
+		fs.shutdown(sctx)
+	}
 	for _, s := range servers {
 		s.Shutdown(sctx)
 	}

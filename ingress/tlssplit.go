@@ -14,7 +14,8 @@ import (
 // tlsSplitter terminates TLS on the HTTPS listener and hands each
 // connection to the HTTP/2 listener (ALPN "h2": net/http serves it as a
 // *tls.Conn) or, for HTTP/1.x, wrapped by the request-smuggling guard to
-// the HTTP/1 listener (the guard must see the plaintext; net/http then
+// the fast path (fastpath.go), which hands what it does not serve to the
+// HTTP/1 listener (the guard must see the plaintext; net/http then
 // cannot see the *tls.Conn, so tlsConnContext puts its state in the
 // request context). Handshakes run concurrently, bounded by a deadline.
 type tlsSplitter struct {
@@ -24,6 +25,9 @@ type tlsSplitter struct {
 	guard   *guard.Listener
 	log     *slog.Logger
 	h1, h2  *chanListener
+	// fast serves HTTP/1.x connections (on the handshake's goroutine);
+	// nil: they go to h1.
+	fast func(net.Conn, *tls.ConnectionState)
 }
 
 func newTLSSplitter(ln net.Listener, cfg *tls.Config, timeout time.Duration, g *guard.Listener, log *slog.Logger) *tlsSplitter {
@@ -50,14 +54,21 @@ func (s *tlsSplitter) run() {
 func (s *tlsSplitter) handshake(c net.Conn) {
 	tc := tls.Server(c, s.cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
 		s.log.Debug("TLS handshake failed", "client", c.RemoteAddr().String(), "err", err)
 		c.Close()
 		return
 	}
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
 		s.h2.deliver(tc)
+		return
+	}
+	if s.fast != nil {
+		// The connection is served on this goroutine from here on.
+		st := tc.ConnectionState()
+		s.fast(s.guard.Wrap(tc), &st)
 		return
 	}
 	s.h1.deliver(s.guard.Wrap(tc))
@@ -67,6 +78,12 @@ type tlsStateKey struct{}
 
 // tlsConnContext records the TLS state of a guarded HTTP/1 connection.
 func tlsConnContext(ctx context.Context, c net.Conn) context.Context {
+	if hc, ok := c.(*handoffConn); ok {
+		if hc.tls != nil {
+			return context.WithValue(ctx, tlsStateKey{}, hc.tls)
+		}
+		c = hc.Conn
+	}
 	if gc, ok := c.(*guard.Conn); ok {
 		if tc, ok := gc.NetConn().(*tls.Conn); ok {
 			st := tc.ConnectionState()

@@ -211,40 +211,44 @@ func (c *Conn) line(l []byte) *Error {
 	if len(c.head) == 0 {
 		return nil
 	}
-	head := string(c.head)
+	err := c.request(c.head)
 	c.head = c.head[:0]
-	return c.request(head)
+	return err
 }
 
 func isBlank(l []byte) bool { return len(bytes.TrimRight(l, "\r\n")) == 0 }
 
-// request checks a complete head and sets up the body framing.
-func (c *Conn) request(head string) *Error {
-	lines := strings.Split(head, "\n")
-	var cl []string
-	var te []string
+// request checks a complete head and sets up the body framing (head is
+// a shared buffer: used before return, without copies on the hot path).
+func (c *Conn) request(head []byte) *Error {
+	first, rest, _ := bytes.Cut(head, []byte("\n"))
+	var cl [][]byte
+	var te [][]byte
 	upgrade, fields := false, 0
-	for _, l := range lines[1:] {
-		l = strings.TrimRight(l, "\r")
-		if l == "" {
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
+		l = bytes.TrimRight(l, "\r")
+		if len(l) == 0 {
 			break
 		}
 		if l[0] == ' ' || l[0] == '\t' {
 			continue // obsolete line folding: net/http refuses it
 		}
 		fields++
-		name, value, ok := strings.Cut(l, ":")
+		name, value, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
 			c.st = sPassThrough
 			return nil
 		}
-		value = strings.TrimSpace(value)
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "content-length":
+		value = bytes.TrimSpace(value)
+		name = bytes.TrimSpace(name)
+		switch {
+		case asciiEqualFold(name, "content-length"):
 			cl = append(cl, value)
-		case "transfer-encoding":
+		case asciiEqualFold(name, "transfer-encoding"):
 			te = append(te, value)
-		case "upgrade":
+		case asciiEqualFold(name, "upgrade"):
 			upgrade = true
 		}
 	}
@@ -255,20 +259,20 @@ func (c *Conn) request(head string) *Error {
 		return &Error{Reason: "request has both Content-Length and Transfer-Encoding"}
 	}
 	switch {
-	case upgrade || strings.HasPrefix(lines[0], "CONNECT ") || strings.HasPrefix(lines[0], "PRI "):
+	case upgrade || bytes.HasPrefix(first, []byte("CONNECT ")) || bytes.HasPrefix(first, []byte("PRI ")):
 		// After a protocol switch the bytes are not HTTP/1 requests.
 		c.st = sPassThrough
 	case len(te) > 0:
-		v := strings.ToLower(strings.Join(te, ","))
+		v := strings.ToLower(string(bytes.Join(te, []byte(","))))
 		if strings.TrimSpace(v) == "chunked" {
 			c.st = sChunkSize
 		} else {
 			c.st = sPassThrough // net/http answers 501 to other codings
 		}
 	case len(cl) > 0:
-		n, err := strconv.ParseInt(cl[0], 10, 64)
+		n, err := strconv.ParseInt(string(cl[0]), 10, 64)
 		for _, v := range cl[1:] {
-			if v != cl[0] {
+			if !bytes.Equal(v, cl[0]) {
 				err = strconv.ErrSyntax
 			}
 		}
@@ -284,4 +288,22 @@ func (c *Conn) request(head string) *Error {
 		c.st = sHead
 	}
 	return nil
+}
+
+// asciiEqualFold compares b with a lower-case ASCII name, folding ASCII
+// letters only (as net/http reads field names).
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }

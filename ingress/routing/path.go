@@ -102,7 +102,9 @@ func NormalizeHost(h string) string {
 	if h == "" {
 		return ""
 	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
+	if strings.IndexByte(h, ':') < 0 {
+		// No port (and no IPv6 address): nothing to split.
+	} else if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]

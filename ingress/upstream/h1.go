@@ -28,10 +28,13 @@ type h1 struct {
 	idleTO  time.Duration
 	maxIdle int
 	mu      sync.Mutex
-	idle    map[string][]*h1conn // endpoint -> idle connections, newest last
+	idle    map[string][]*DirectConn // endpoint -> idle connections, newest last
 }
 
-type h1conn struct {
+// DirectConn is a kept-alive HTTP/1.1 connection to one endpoint: the
+// h1 path's, and the ingress fast path's through Transport.DirectSend.
+type DirectConn struct {
+	t         *h1
 	addr      string
 	c         net.Conn
 	br        *bufio.Reader
@@ -41,7 +44,7 @@ type h1conn struct {
 }
 
 func newH1(dial func(ctx context.Context, network, addr string) (net.Conn, error), readTO, idleTO time.Duration, maxIdle int) *h1 {
-	return &h1{dial: dial, readTO: readTO, idleTO: idleTO, maxIdle: maxIdle, idle: map[string][]*h1conn{}}
+	return &h1{dial: dial, readTO: readTO, idleTO: idleTO, maxIdle: maxIdle, idle: map[string][]*DirectConn{}}
 }
 
 // h1Eligible reports whether a request can take the direct path.
@@ -56,7 +59,7 @@ func h1Eligible(req *http.Request) bool {
 	return true
 }
 
-func (t *h1) get(addr string) *h1conn {
+func (t *h1) get(addr string) *DirectConn {
 	now := time.Now()
 	t.mu.Lock()
 	l := t.idle[addr]
@@ -78,7 +81,7 @@ func (t *h1) get(addr string) *h1conn {
 	return nil
 }
 
-func (t *h1) put(pc *h1conn) {
+func (t *h1) put(pc *DirectConn) {
 	pc.idleSince = time.Now()
 	t.mu.Lock()
 	l := t.idle[pc.addr]
@@ -95,7 +98,7 @@ func (t *h1) put(pc *h1conn) {
 func (t *h1) closeIdle() {
 	t.mu.Lock()
 	old := t.idle
-	t.idle = map[string][]*h1conn{}
+	t.idle = map[string][]*DirectConn{}
 	t.mu.Unlock()
 	for _, l := range old {
 		for _, pc := range l {
@@ -127,7 +130,7 @@ func (t *h1) roundTrip(req *http.Request, readTO time.Duration) (*http.Response,
 			if err != nil {
 				return nil, err
 			}
-			pc = &h1conn{addr: addr, c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+			pc = &DirectConn{t: t, addr: addr, c: c, br: bufio.NewReaderSize(c, directReadBuf), bw: bufio.NewWriterSize(c, 4096)}
 		}
 		resp, err := t.send(pc, req, readTO)
 		var stale *staleConnError
@@ -138,7 +141,7 @@ func (t *h1) roundTrip(req *http.Request, readTO time.Duration) (*http.Response,
 	}
 }
 
-func (t *h1) send(pc *h1conn, req *http.Request, readTO time.Duration) (*http.Response, error) {
+func (t *h1) send(pc *DirectConn, req *http.Request, readTO time.Duration) (*http.Response, error) {
 	ctx := req.Context()
 	var cancelled atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
@@ -198,7 +201,7 @@ func (t *h1) send(pc *h1conn, req *http.Request, readTO time.Duration) (*http.Re
 type h1body struct {
 	rc        io.ReadCloser
 	t         *h1
-	pc        *h1conn
+	pc        *DirectConn
 	keep      bool
 	stop      func() bool
 	cancelled *atomic.Bool
