@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/internal/testnet"
 	"github.com/switchboard-dev/switchboard/serviceproxy"
+	"github.com/switchboard-dev/switchboard/serviceproxy/iptables"
 )
 
 // The child process measures one mode. The parent starts it in a mount
@@ -313,7 +314,17 @@ func load(ctx context.Context, mode string, o options, n int) (*loaded, error) {
 			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}
 		var be serviceproxy.Backend = noopBackend{}
-		if mode != noopMode {
+		switch mode {
+		case noopMode:
+		case iptablesLegacy:
+			p, err := iptables.New(iptables.Config{Legacy: true,
+				NodeName: serviceproxy.SyntheticNodeName, NodeIPs: st.Node.IPs, ClusterCIDRs: st.ClusterCIDRs, Logger: logger,
+			})
+			if err != nil {
+				return err
+			}
+			be = p
+		default:
 			var err error
 			be, err = serviceproxy.NewMode(mode, serviceproxy.ModeConfig{
 				NodeName: serviceproxy.SyntheticNodeName, NodeIPs: st.Node.IPs, ClusterCIDRs: st.ClusterCIDRs, Logger: logger,

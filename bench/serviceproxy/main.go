@@ -201,7 +201,13 @@ func (o options) childArgs(mode string) []string {
 }
 
 // modeOrder puts the kernel modes first.
-var modeOrder = []string{"nftables", "iptables", "ipvs", "userspace"}
+var modeOrder = []string{"nftables", "iptables", iptablesLegacy, "ipvs", "userspace"}
+
+// iptablesLegacy is the iptables mode with the x_tables backend
+// (iptables-legacy-restore): Debian's iptables is iptables-nft, whose
+// restore slows down with rules x chains (kube-proxy's layout at 10,000
+// services is 110,000 chains), so both backends are measured.
+const iptablesLegacy = "iptables-legacy"
 
 type modePlan struct{ name, skip string }
 
@@ -210,6 +216,9 @@ func planModes(want []string) []modePlan {
 	registered := serviceproxy.Modes()
 	if len(want) == 0 {
 		want = append(slices.Clone(registered), "ipvs")
+		if slices.Contains(registered, "iptables") {
+			want = append(want, iptablesLegacy)
+		}
 	}
 	rank := func(m string) int {
 		if i := slices.Index(modeOrder, m); i >= 0 {
@@ -231,7 +240,11 @@ func planModes(want []string) []modePlan {
 		if m == "ipvs" {
 			p.skip = ipvsMissing()
 		}
-		if p.skip == "" && !slices.Contains(registered, m) {
+		if p.skip == "" && m == iptablesLegacy {
+			if _, err := exec.LookPath("iptables-legacy-restore"); err != nil {
+				p.skip = "iptables-legacy-restore not found"
+			}
+		} else if p.skip == "" && !slices.Contains(registered, m) {
 			p.skip = fmt.Sprintf("mode %q is not registered (serviceproxy/modes/all does not import it; registered: %s)", m, strings.Join(registered, ", "))
 		}
 		plans = append(plans, p)

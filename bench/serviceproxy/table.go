@@ -24,7 +24,7 @@ const (
 
 const (
 	labelWidth = 50
-	cellWidth  = 14
+	cellWidth  = 16
 )
 
 // Row labels (main_test.go looks for them).
