@@ -55,6 +55,10 @@ type Store struct {
 	mu      sync.RWMutex
 	rv      uint64
 	objects map[*Kind]map[string]Object
+	// byNS indexes objects by namespace then name, so that listing one
+	// namespace costs what it holds, not the whole kind (as an
+	// informer's namespace index).
+	byNS    map[*Kind]map[string]map[string]Object
 	history []Event // ring, oldest first once full
 	histPos int
 	subs    map[*subscriber]struct{}
@@ -139,10 +143,12 @@ func NewStore() *Store {
 	s := &Store{
 		now:     time.Now,
 		objects: map[*Kind]map[string]Object{},
+		byNS:    map[*Kind]map[string]map[string]Object{},
 		subs:    map[*subscriber]struct{}{},
 	}
 	for _, k := range Kinds {
 		s.objects[k] = map[string]Object{}
+		s.byNS[k] = map[string]map[string]Object{}
 	}
 	return s
 }
@@ -187,18 +193,53 @@ func (s *Store) List(k *Kind, namespace string, sel labels.Selector) ([]Object, 
 }
 
 func (s *Store) listLocked(k *Kind, namespace string, sel labels.Selector) []Object {
-	out := make([]Object, 0, len(s.objects[k]))
-	for _, o := range s.objects[k] {
-		if namespace != "" && o.GetNamespace() != namespace {
-			continue
-		}
+	// Sorted by key (namespace/name); within one namespace that is by
+	// name. The keys sort alongside, so no key is built per comparison.
+	objs := s.objects[k]
+	if namespace != "" {
+		objs = s.byNS[k][namespace]
+	}
+	type keyed struct {
+		key string
+		obj Object
+	}
+	matched := make([]keyed, 0, len(objs))
+	for key, o := range objs {
 		if sel != nil && !sel.Matches(labels.Set(o.GetLabels())) {
 			continue
 		}
-		out = append(out, o)
+		matched = append(matched, keyed{key, o})
 	}
-	sort.Slice(out, func(i, j int) bool { return KeyOf(out[i]) < KeyOf(out[j]) })
+	sort.Slice(matched, func(i, j int) bool { return matched[i].key < matched[j].key })
+	out := make([]Object, len(matched))
+	for i := range matched {
+		out[i] = matched[i].obj
+	}
 	return out
+}
+
+// putLocked stores o under key (its namespace/name) in both indexes.
+func (s *Store) putLocked(k *Kind, key string, o Object) {
+	s.objects[k][key] = o
+	ns := o.GetNamespace()
+	m := s.byNS[k][ns]
+	if m == nil {
+		m = map[string]Object{}
+		s.byNS[k][ns] = m
+	}
+	m[o.GetName()] = o
+}
+
+// dropLocked removes cur, stored under key, from both indexes.
+func (s *Store) dropLocked(k *Kind, key string, cur Object) {
+	delete(s.objects[k], key)
+	ns := cur.GetNamespace()
+	if m := s.byNS[k][ns]; m != nil {
+		delete(m, cur.GetName())
+		if len(m) == 0 {
+			delete(s.byNS[k], ns)
+		}
+	}
 }
 
 // Get is the typed form of Store.Get: cluster.Get[*corev1.Pod](s, ns, name).
@@ -289,7 +330,7 @@ func (s *Store) Create(obj Object) (Object, error) {
 	o.SetGeneration(1)
 	rv, rvs := s.nextRV()
 	o.SetResourceVersion(rvs)
-	s.objects[k][key] = o
+	s.putLocked(k, key, o)
 	s.publish(Event{Type: watch.Added, Kind: k, Object: o, ResourceVersion: rv})
 	return o, nil
 }
@@ -427,7 +468,7 @@ func (s *Store) update(obj Object, statusOnly, checkVersion bool) (Object, error
 	}
 	rv, rvs := s.nextRV()
 	o.SetResourceVersion(rvs)
-	s.objects[k][key] = o
+	s.putLocked(k, key, o)
 	s.publish(Event{Type: watch.Modified, Kind: k, Object: o, Old: cur, ResourceVersion: rv})
 	return o, nil
 }
@@ -536,14 +577,14 @@ func (s *Store) Delete(k *Kind, namespace, name string, opts DeleteOptions) erro
 	o.SetDeletionGracePeriodSeconds(&grace)
 	rv, rvs := s.nextRV()
 	o.SetResourceVersion(rvs)
-	s.objects[k][key] = o
+	s.putLocked(k, key, o)
 	s.publish(Event{Type: watch.Modified, Kind: k, Object: o, Old: cur, ResourceVersion: rv})
 	return nil
 }
 
 func (s *Store) removeLocked(k *Kind, key string, cur Object) error {
 	_ = s.admitLocked(OpDelete, nil, cur)
-	delete(s.objects[k], key)
+	s.dropLocked(k, key, cur)
 	o := copyObject(k, cur)
 	rv, rvs := s.nextRV()
 	o.SetResourceVersion(rvs)

@@ -45,6 +45,7 @@ type endpointSliceController struct {
 	rec      *cluster.Recorder
 	maxPer   int
 	triggers *triggerTimeTracker
+	services *serviceSelectors
 
 	changes       *prometheus.CounterVec
 	added         *prometheus.HistogramVec
@@ -54,7 +55,7 @@ type endpointSliceController struct {
 }
 
 func newEndpointSliceController(store *cluster.Store, c *controller, rec *cluster.Recorder, cfg Config) *endpointSliceController {
-	e := &endpointSliceController{controller: c, store: store, rec: rec, maxPer: cfg.MaxEndpointsPerSlice, triggers: newTriggerTimeTracker()}
+	e := &endpointSliceController{controller: c, store: store, rec: rec, maxPer: cfg.MaxEndpointsPerSlice, triggers: newTriggerTimeTracker(), services: newServiceSelectors()}
 	reg := cfg.Registerer
 	e.changes = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Subsystem: "endpoint_slice_controller", Name: "changes", Help: "Number of EndpointSlice changes",
@@ -79,7 +80,17 @@ func newEndpointSliceController(store *cluster.Store, c *controller, rec *cluste
 }
 
 func (e *endpointSliceController) subscribe(st *cluster.Store) []*cluster.Subscription {
-	svcs := handler{c: e.controller, initial: true, onAdd: keyOf}
+	// The selector index follows the Services first, then queues them.
+	svcs := handler{c: e.controller, initial: true,
+		onAdd: func(o cluster.Object) []string {
+			e.services.set(o.(*corev1.Service))
+			return keyOf(o)
+		},
+		onDel: func(o cluster.Object) []string {
+			e.services.remove(o.GetNamespace(), o.GetName())
+			return keyOf(o)
+		},
+	}
 	pods := handler{c: e.controller,
 		onAdd: func(o cluster.Object) []string { return e.serviceKeysFor(o.GetNamespace(), o.GetLabels()) },
 		onUpd: func(old, o cluster.Object) []string {
@@ -144,27 +155,82 @@ func toSet(keys []string) map[string]bool {
 }
 
 // serviceKeysFor: the Services of a namespace whose selector matches the
-// labels (a nil selector matches nothing, an empty one everything).
+// labels (a nil selector matches nothing, an empty one everything). It is
+// upstream's getPodServiceMemberships: the Services of the pod's namespace
+// only, with their selectors parsed once (its ServiceSelectorCache).
 func (e *endpointSliceController) serviceKeysFor(ns string, podLabels map[string]string) []string {
-	var keys []string
-	for _, svc := range cluster.List[*corev1.Service](e.store, ns, nil) {
-		if svc.Spec.Selector == nil {
-			continue
-		}
-		if labels.ValidatedSetSelector(svc.Spec.Selector).Matches(labels.Set(podLabels)) {
-			keys = append(keys, cluster.KeyOf(svc))
-		}
-	}
-	return keys
+	return e.services.matching(ns, labels.Set(podLabels))
 }
 
 func (e *endpointSliceController) allServiceKeys() []string {
-	var keys []string
-	for _, svc := range cluster.List[*corev1.Service](e.store, "", nil) {
-		if svc.Spec.Selector != nil {
-			keys = append(keys, cluster.KeyOf(svc))
+	return e.services.all()
+}
+
+// serviceSelectors indexes the selectors of the Services that have one,
+// by namespace, from the controller's Service subscription, so that a Pod
+// event costs the Services of its namespace and no parsing.
+type serviceSelectors struct {
+	mu   sync.RWMutex
+	byNS map[string]map[string]labels.Selector // namespace -> name -> selector
+}
+
+func newServiceSelectors() *serviceSelectors {
+	return &serviceSelectors{byNS: map[string]map[string]labels.Selector{}}
+}
+
+// set records svc's selector, or forgets svc when it has none.
+func (x *serviceSelectors) set(svc *corev1.Service) {
+	if svc.Spec.Selector == nil {
+		x.remove(svc.Namespace, svc.Name)
+		return
+	}
+	sel := labels.ValidatedSetSelector(svc.Spec.Selector)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	m := x.byNS[svc.Namespace]
+	if m == nil {
+		m = map[string]labels.Selector{}
+		x.byNS[svc.Namespace] = m
+	}
+	m[svc.Name] = sel
+}
+
+func (x *serviceSelectors) remove(ns, name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if m := x.byNS[ns]; m != nil {
+		delete(m, name)
+		if len(m) == 0 {
+			delete(x.byNS, ns)
 		}
 	}
+}
+
+// matching returns the keys of the Services of ns selecting set, sorted.
+func (x *serviceSelectors) matching(ns string, set labels.Set) []string {
+	x.mu.RLock()
+	var keys []string
+	for name, sel := range x.byNS[ns] {
+		if sel.Matches(set) {
+			keys = append(keys, cluster.Key(ns, name))
+		}
+	}
+	x.mu.RUnlock()
+	sort.Strings(keys)
+	return keys
+}
+
+// all returns the keys of every Service with a selector, sorted.
+func (x *serviceSelectors) all() []string {
+	x.mu.RLock()
+	var keys []string
+	for ns, m := range x.byNS {
+		for name := range m {
+			keys = append(keys, cluster.Key(ns, name))
+		}
+	}
+	x.mu.RUnlock()
+	sort.Strings(keys)
 	return keys
 }
 

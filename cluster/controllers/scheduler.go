@@ -7,11 +7,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,15 +30,25 @@ const defaultSchedulerName = corev1.DefaultSchedulerName
 // filters NodeUnschedulable, the Ready condition (the not-ready taint),
 // TaintToleration (NoSchedule/NoExecute), NodeName, NodeSelector and
 // required node affinity; the score is "fewest pods" (spread).
+//
+// A pod that fits no node is marked once (PodScheduled=False
+// Unschedulable, one FailedScheduling event) and parked, as
+// kube-scheduler's unschedulable queue: it is tried again when a Node is
+// added or changes in a way that may make it fit (labels, taints,
+// unschedulable, readiness), or when its own spec changes, never for its
+// status or metadata updates.
 type scheduler struct {
 	*controller
 	store    *cluster.Store
 	rec      *cluster.Recorder
 	attempts *prometheus.CounterVec
+
+	mu     sync.Mutex
+	parked map[string]int64 // unschedulable pod key -> generation tried
 }
 
 func newScheduler(store *cluster.Store, c *controller, rec *cluster.Recorder, cfg Config) *scheduler {
-	s := &scheduler{controller: c, store: store, rec: rec}
+	s := &scheduler{controller: c, store: store, rec: rec, parked: map[string]int64{}}
 	s.attempts = register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Subsystem: "scheduler", Name: "schedule_attempts_total",
 		Help: "Number of attempts to schedule pods, by the result. 'unschedulable' means a pod could not be scheduled, while 'error' means an internal scheduler problem.",
@@ -51,27 +63,87 @@ func needsScheduling(p *corev1.Pod) bool {
 }
 
 func (s *scheduler) subscribe(st *cluster.Store) []*cluster.Subscription {
-	pods := handler{c: s.controller, initial: true, onAdd: func(o cluster.Object) []string {
-		if p, ok := o.(*corev1.Pod); ok && needsScheduling(p) {
+	pods := handler{c: s.controller, initial: true,
+		onAdd: func(o cluster.Object) []string {
+			if p, ok := o.(*corev1.Pod); ok && needsScheduling(p) {
+				return keyOf(p)
+			}
+			return nil
+		},
+		onUpd: func(_, o cluster.Object) []string {
+			p, ok := o.(*corev1.Pod)
+			if !ok || !needsScheduling(p) {
+				s.unpark(cluster.KeyOf(o))
+				return nil
+			}
+			// A parked pod waits for a node change, or for a new spec
+			// (its generation), not for its own status writes.
+			if s.isParked(cluster.KeyOf(p), p.Generation) {
+				return nil
+			}
 			return keyOf(p)
-		}
-		return nil
-	}, onDel: func(cluster.Object) []string { return nil }}
-	// Node changes may make pending pods schedulable: retry them all.
-	nodes := handler{c: s.controller, onAdd: func(cluster.Object) []string { return s.pendingKeys() }}
+		},
+		onDel: func(o cluster.Object) []string {
+			s.unpark(cluster.KeyOf(o))
+			return nil
+		},
+	}
+	// Node changes that may make parked pods fit: retry them all.
+	nodes := handler{c: s.controller,
+		onAdd: func(cluster.Object) []string { return s.parkedKeys() },
+		onUpd: func(old, o cluster.Object) []string {
+			if !nodeSchedulingChanged(old.(*corev1.Node), o.(*corev1.Node)) {
+				return nil
+			}
+			return s.parkedKeys()
+		},
+		onDel: func(cluster.Object) []string { return nil },
+	}
 	return []*cluster.Subscription{
 		st.Subscribe(cluster.KindPod, pods, 0),
 		st.Subscribe(cluster.KindNode, nodes, 0),
 	}
 }
 
-func (s *scheduler) pendingKeys() []string {
-	var keys []string
-	for _, p := range cluster.List[*corev1.Pod](s.store, "", nil) {
-		if needsScheduling(p) {
-			keys = append(keys, cluster.KeyOf(p))
-		}
+// nodeSchedulingChanged tells whether a Node update may let a pod fit
+// that did not: what the filters read (labels, taints, unschedulable,
+// the Ready condition), as kube-scheduler's queueing hints for Node
+// updates. Heartbeats and other status changes are not.
+func nodeSchedulingChanged(old, n *corev1.Node) bool {
+	return !apiequality.Semantic.DeepEqual(old.Labels, n.Labels) ||
+		!apiequality.Semantic.DeepEqual(old.Spec.Taints, n.Spec.Taints) ||
+		old.Spec.Unschedulable != n.Spec.Unschedulable ||
+		nodeReady(old) != nodeReady(n)
+}
+
+func (s *scheduler) park(key string, generation int64) {
+	s.mu.Lock()
+	s.parked[key] = generation
+	s.mu.Unlock()
+}
+
+func (s *scheduler) unpark(key string) {
+	s.mu.Lock()
+	delete(s.parked, key)
+	s.mu.Unlock()
+}
+
+func (s *scheduler) isParked(key string, generation int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.parked[key]
+	return ok && g == generation
+}
+
+// parkedKeys returns the keys of the unschedulable pods, sorted.
+func (s *scheduler) parkedKeys() []string {
+	s.mu.Lock()
+	keys := make([]string, 0, len(s.parked))
+	for k := range s.parked {
+		keys = append(keys, k)
 	}
+	s.mu.Unlock()
+	sort.Strings(keys)
 	return keys
 }
 
@@ -81,12 +153,14 @@ func (s *scheduler) sync(_ context.Context, key string) error {
 	ns, name, _ := strings.Cut(key, "/")
 	pod, err := cluster.Get[*corev1.Pod](s.store, ns, name)
 	if apierrors.IsNotFound(err) {
+		s.unpark(key)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if !needsScheduling(pod) {
+		s.unpark(key)
 		return nil
 	}
 	nodes := cluster.List[*corev1.Node](s.store, "", nil)
@@ -94,6 +168,9 @@ func (s *scheduler) sync(_ context.Context, key string) error {
 	if node == "" {
 		msg := unschedulableMessage(len(nodes), reasons)
 		s.attempts.WithLabelValues("unschedulable", defaultSchedulerName).Inc()
+		// Parked before the status write, so that the write's own
+		// event does not bring it back.
+		s.park(key, pod.Generation)
 		changed := false
 		_, err := s.store.UpdateStatusFunc(cluster.KindPod, ns, name, func(o cluster.Object) error {
 			p := o.(*corev1.Pod)
@@ -112,6 +189,7 @@ func (s *scheduler) sync(_ context.Context, key string) error {
 		}
 		return nil // retried when nodes change
 	}
+	s.unpark(key)
 	_, err = s.store.UpdateFunc(cluster.KindPod, ns, name, func(o cluster.Object) error {
 		p := o.(*corev1.Pod)
 		if p.Spec.NodeName != "" {
@@ -177,6 +255,9 @@ func (s *scheduler) pick(pod *corev1.Pod, nodes []*corev1.Node) (string, map[str
 	}
 	if len(fit) == 0 {
 		return "", reasons
+	}
+	if len(fit) == 1 {
+		return fit[0].Name, nil // nothing to score
 	}
 	// Score: fewest non-terminal pods bound to the node, then name.
 	count := map[string]int{}

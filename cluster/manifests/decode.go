@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	yamlnode "go.yaml.in/yaml/v3"
@@ -44,7 +46,8 @@ type Document struct {
 	Err error
 
 	id  ident    // kind/namespace/name as far as they could be read
-	loc *locator // field path -> line
+	loc *locator // field path -> line (parsed on first use)
+	sum [32]byte // SHA-256 of the object's JSON, when Object is set
 }
 
 // Skipped tells whether the document was read but names a kind the store
@@ -617,6 +620,7 @@ func decodeObject(name string, index, item, line int, j []byte, loc *locator, li
 	}
 	obj.GetObjectKind().SetGroupVersionKind(k.GVK)
 	d.Object = obj
+	d.sum = sha256.Sum256(j)
 	return []Document{d}
 }
 
@@ -832,31 +836,48 @@ func jsonPathAt(j []byte, off int64) string {
 }
 
 // locator maps field paths of one document to file lines, from the YAML
-// (or JSON) node tree. A nil locator knows nothing.
+// (or JSON) node tree, which is parsed only when a line is first asked
+// for (most documents never need one, and a node tree is several times
+// the size of the text). A nil locator knows nothing.
 type locator struct {
-	root   *yamlnode.Node
-	base   int // added to node lines
+	src    *locatorSource
 	prefix []pathElem
 }
 
-func newLocator(text []byte, base int) (loc *locator) {
-	defer func() {
-		if recover() != nil {
-			loc = nil
+// locatorSource is a document's text and its node tree once parsed;
+// List items share their document's.
+type locatorSource struct {
+	once sync.Once
+	text []byte
+	base int // added to node lines
+	root *yamlnode.Node
+}
+
+func (s *locatorSource) tree() *yamlnode.Node {
+	s.once.Do(func() {
+		defer func() {
+			if recover() != nil {
+				s.root = nil
+			}
+		}()
+		var n yamlnode.Node
+		if err := yamlnode.Unmarshal(s.text, &n); err == nil && len(n.Content) > 0 {
+			s.root = n.Content[0]
 		}
-	}()
-	var n yamlnode.Node
-	if err := yamlnode.Unmarshal(text, &n); err != nil || len(n.Content) == 0 {
-		return nil
-	}
-	return &locator{root: n.Content[0], base: base}
+		s.text = nil
+	})
+	return s.root
+}
+
+func newLocator(text []byte, base int) *locator {
+	return &locator{src: &locatorSource{text: text, base: base}}
 }
 
 func (l *locator) sub(prefix []pathElem) *locator {
 	if l == nil || len(prefix) == 0 {
 		return l
 	}
-	return &locator{root: l.root, base: l.base, prefix: append(append([]pathElem{}, l.prefix...), prefix...)}
+	return &locator{src: l.src, prefix: append(append([]pathElem{}, l.prefix...), prefix...)}
 }
 
 func (l *locator) lineOf(fieldPath string) int {
@@ -872,7 +893,10 @@ func (l *locator) lineOfPath(p []pathElem) int {
 	if l == nil {
 		return 0
 	}
-	n := l.root
+	n := l.src.tree()
+	if n == nil {
+		return 0
+	}
 	line := n.Line
 	for _, e := range append(append([]pathElem{}, l.prefix...), p...) {
 		for n.Kind == yamlnode.AliasNode && n.Alias != nil {
@@ -904,7 +928,7 @@ func (l *locator) lineOfPath(p []pathElem) int {
 	if line == 0 {
 		return 0
 	}
-	return line + l.base
+	return line + l.src.base
 }
 
 // ErrorsFor turns the error the store returned for doc's object into

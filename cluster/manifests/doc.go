@@ -31,7 +31,13 @@
 // Watching: a changed file is re-read after changes settle (debounced;
 // editors' rename-saves and new subdirectories are handled). Objects whose
 // documents changed are applied again; objects whose documents or files are
-// gone are deleted. A Pod whose spec changed (pod specs are immutable) is
+// gone are deleted. Between reloads the source keeps a hash of each file
+// and of each document, not the decoded objects: a file whose content is
+// unchanged is not decoded again, and a file is decoded again only when one
+// of its objects must be applied (its document changed, or the object is
+// missing from the store). A document the store refused is tried again
+// when its content changes and at full reloads (the load, the watch's
+// start), its problems standing in between. A Pod whose spec changed (pod specs are immutable) is
 // deleted and created again once the old one is gone (the node stops it
 // gracefully; the wait is bounded). Only objects this source created are
 // ever deleted: objects created by others (controllers, the local API) are

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -73,10 +74,64 @@ type owned struct {
 	file string
 }
 
+// docInfo is what the source keeps of a document between reloads: where
+// it is, what it names, its problems, and a hash of its content. The
+// decoded object is not kept: a document is decoded again only when its
+// object must be applied (its file changed, or the object is missing).
+type docInfo struct {
+	File             string
+	Index, Item      int
+	Line             int
+	APIVersion, Kind string
+	Err              error
+	id               ident
+	ok               bool     // decoded into an object of a kind the store holds
+	key              objKey   // when ok: the object, namespace defaulted
+	sum              [32]byte // when ok: SHA-256 of the document's JSON
+}
+
+// failure is a document the store refused: its hash and the problems.
+// It is decoded and tried again when its content changes, and at full
+// reloads (the load, the watch's start), not at every reload.
+type failure struct {
+	sum  [32]byte
+	errs []*Error
+}
+
+// fileState is a file as last read: its content hash and its documents.
+type fileState struct {
+	sum  [32]byte
+	docs []docInfo
+}
+
+func infoOf(d *Document) docInfo {
+	di := docInfo{File: d.File, Index: d.Index, Item: d.Item, Line: d.Line, APIVersion: d.APIVersion, Kind: d.Kind, Err: d.Err, id: d.id}
+	if d.Err == nil && d.Object != nil {
+		di.ok = true
+		di.key = keyOf(d.Object)
+		if di.key.kind.Namespaced && di.key.namespace == "" {
+			di.key.namespace = metav1.NamespaceDefault
+		}
+		di.sum = d.sum
+		// Name and namespace are the key's: no second copy.
+		di.id = ident{apiVersion: d.APIVersion, kind: d.Kind}
+	}
+	return di
+}
+
+func infosOf(docs []Document) []docInfo {
+	out := make([]docInfo, len(docs))
+	for i := range docs {
+		out[i] = infoOf(&docs[i])
+	}
+	return out
+}
+
 // entry is a document that defines an object this round.
 type entry struct {
-	doc   *Document
-	obj   cluster.Object // copy with the namespace defaulted
+	doc   *docInfo
+	full  *Document      // the decoded document, when decoded this round
+	obj   cluster.Object // its object, namespace defaulted; nil when not decoded
 	key   objKey
 	order int
 }
@@ -96,12 +151,16 @@ type Source struct {
 	stop    func()
 
 	mu        sync.Mutex
-	files     map[string][]Document // decoded files by path
+	files     map[string]*fileState // files as last read, by path
+	decoded   map[string][]Document // files decoded this round (dropped after it)
+	stdin     []Document            // standard input, read once and kept
 	readErrs  map[string]error      // files and paths that cannot be read
 	order     []string              // files in reading order
 	stdinRead bool
 	owned     map[objKey]owned
-	applied   map[objKey]cluster.Object // last version applied, as decoded
+	applied   map[objKey][32]byte // hash of the document last applied
+	failed    map[objKey]failure  // documents the store refused, by object
+	retry     bool                // decode refused documents again this round
 	standing  []*Error
 	reported  map[string]bool
 	skipped   map[string]bool
@@ -127,10 +186,12 @@ func NewSource(store *cluster.Store, paths []string, opts Options) *Source {
 		log:      opts.Logger,
 		kick:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
-		files:    map[string][]Document{},
+		files:    map[string]*fileState{},
+		decoded:  map[string][]Document{},
 		readErrs: map[string]error{},
 		owned:    map[objKey]owned{},
-		applied:  map[objKey]cluster.Object{},
+		applied:  map[objKey][32]byte{},
+		failed:   map[objKey]failure{},
 		reported: map[string]bool{},
 		skipped:  map[string]bool{},
 		waiting:  map[objKey]bool{},
@@ -197,9 +258,10 @@ func (s *Source) errorsLocked() []error {
 }
 
 // refresh re-reads the files that changed (dirty), that are new, or all of
-// them (full), and forgets those that are gone. It returns the
-// directories to watch.
+// them (full), and forgets those that are gone. A file whose content hash
+// is unchanged is not decoded again. It returns the directories to watch.
 func (s *Source) refresh(dirty map[string]bool, full bool) []string {
+	s.retry = s.retry || full
 	files, errs := listFiles(s.paths, !s.opts.NotRecursive)
 	s.readErrs = map[string]error{}
 	for _, e := range errs {
@@ -219,27 +281,85 @@ func (s *Source) refresh(dirty map[string]bool, full bool) []string {
 					s.readErrs["-"] = &Error{File: "-", Reason: "cannot read: " + err.Error()}
 					continue
 				}
-				s.files["-"] = Decode("-", data)
+				s.stdin = Decode("-", data)
+				s.files["-"] = &fileState{docs: infosOf(s.stdin)}
 			}
 			continue
 		}
 		if _, cached := s.files[f]; cached && !full && !dirty[filepath.Clean(f)] {
 			continue
 		}
-		docs, err := DecodeFile(f)
-		if err != nil {
-			s.readErrs[f] = err
-			continue
-		}
-		s.files[f] = docs
+		s.readFile(f)
 	}
 	for f := range s.files {
 		if !present[f] {
 			delete(s.files, f)
+			delete(s.decoded, f)
 		}
 	}
 	s.order = files
 	return watchDirs(s.paths, !s.opts.NotRecursive)
+}
+
+// readFile reads f and decodes it unless its content is what was decoded
+// last; force decodes it anyway (its objects are needed this round).
+func (s *Source) readFile(f string) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		s.readErrs[f] = &Error{File: f, Reason: "cannot read: " + errReason(err)}
+		return
+	}
+	sum := sha256.Sum256(data)
+	if st, ok := s.files[f]; ok && st.sum == sum {
+		return
+	}
+	docs := Decode(f, data)
+	s.files[f] = &fileState{sum: sum, docs: infosOf(docs)}
+	s.decoded[f] = docs
+}
+
+// decodeNeeded decodes again, for this round, the files not decoded yet
+// that hold a good document whose object must be applied: one never
+// applied, changed since, or missing from the store (deleted by someone
+// else, or a pod being recreated that is gone).
+func (s *Source) decodeNeeded() {
+	retry := s.retry
+	s.retry = false
+	seen := map[objKey]bool{}
+	for _, f := range s.order {
+		st := s.files[f]
+		if st == nil || s.readErrs[f] != nil {
+			continue
+		}
+		if f == "-" || s.decoded[f] != nil {
+			for i := range st.docs {
+				seen[st.docs[i].key] = true
+			}
+			continue
+		}
+		for i := range st.docs {
+			d := &st.docs[i]
+			if !d.ok || seen[d.key] {
+				continue // bad, skipped, or a duplicate (never applied)
+			}
+			seen[d.key] = true
+			if fl, ok := s.failed[d.key]; ok && fl.sum == d.sum && !retry {
+				continue // refused as it is: its problems stand
+			}
+			last, applied := s.applied[d.key]
+			if applied && last == d.sum {
+				if _, err := s.store.Get(d.key.kind, d.key.namespace, d.key.name); err == nil {
+					continue
+				}
+			}
+			delete(s.files, f) // decode whatever the file holds now
+			s.readFile(f)
+			if s.decoded[f] == nil && s.files[f] == nil {
+				s.files[f] = st // unreadable now: keep what was known
+			}
+			break
+		}
+	}
 }
 
 // reconcile brings the store in line with the decoded files.
@@ -253,20 +373,29 @@ func (s *Source) reconcile(ctx context.Context) {
 	skippedDocs := 0
 	rejected := map[string]bool{} // documents with a problem: file/index/item
 
-	reject := func(d *Document, errs ...*Error) {
+	reject := func(d *docInfo, errs ...*Error) {
 		problems = append(problems, errs...)
 		rejected[fmt.Sprintf("%s\x00%d\x00%d", d.File, d.Index, d.Item)] = true
 	}
 
+	s.decodeNeeded()
+	defer clear(s.decoded)
 	for f, err := range s.readErrs {
 		problems = append(problems, ErrorsOf(err)...)
 		heldFiles[f] = true
 	}
 	for _, f := range s.order {
-		if heldFiles[f] {
+		if heldFiles[f] || s.files[f] == nil {
 			continue
 		}
-		docs := s.files[f]
+		docs := s.files[f].docs
+		full := s.decoded[f]
+		if f == "-" {
+			full = s.stdin
+		}
+		if full != nil && len(full) != len(docs) {
+			full = nil // cannot happen: decoded and summarised together
+		}
 		for i := range docs {
 			d := &docs[i]
 			if d.Err != nil {
@@ -284,18 +413,23 @@ func (s *Source) reconcile(ctx context.Context) {
 				}
 				continue
 			}
-			if d.Object == nil {
+			if !d.ok {
 				skippedDocs++
 				s.noteSkipped(d)
 				continue
 			}
-			obj := d.Object.DeepCopyObject().(cluster.Object)
-			k := cluster.KindOf(obj)
-			if k.Namespaced && obj.GetNamespace() == "" {
-				obj.SetNamespace(metav1.NamespaceDefault)
+			key := d.key
+			var obj cluster.Object
+			var fullDoc *Document
+			if full != nil && full[i].Object != nil {
+				fullDoc = &full[i]
+				// The decoded object is this round's own: no copy.
+				obj = fullDoc.Object
+				if key.kind.Namespaced && obj.GetNamespace() == "" {
+					obj.SetNamespace(metav1.NamespaceDefault)
+				}
+				clearServerFields(obj)
 			}
-			clearServerFields(obj)
-			key := keyOf(obj)
 			if first, dup := desired[key]; dup {
 				where := fmt.Sprintf("%s document %d", first.doc.File, first.doc.Index)
 				if first.doc.Item > 0 {
@@ -306,7 +440,7 @@ func (s *Source) reconcile(ctx context.Context) {
 					Reason: "duplicate: " + key.String() + " is already defined in " + where + "; this definition is ignored"})
 				continue
 			}
-			e := &entry{doc: d, obj: obj, key: key, order: len(entries)}
+			e := &entry{doc: d, full: fullDoc, obj: obj, key: key, order: len(entries)}
 			desired[key] = e
 			entries = append(entries, e)
 		}
@@ -343,11 +477,21 @@ func (s *Source) reconcile(ctx context.Context) {
 			namespacesDone = true
 			s.ensureNamespaces(entries)
 		}
-		if errs := s.applyEntry(ctx, e); len(errs) > 0 {
+		errs := s.applyEntry(ctx, e)
+		if len(errs) > 0 {
+			if e.obj != nil {
+				s.failed[e.key] = failure{sum: e.doc.sum, errs: errs}
+			}
 			reject(e.doc, errs...)
 			continue
 		}
+		delete(s.failed, e.key)
 		applied++
+	}
+	for key := range s.failed {
+		if desired[key] == nil {
+			delete(s.failed, key)
+		}
 	}
 
 	// Delete what this source created and no file defines any more, in
@@ -411,7 +555,7 @@ func (s *Source) reconcile(ctx context.Context) {
 
 // noteSkipped logs, once per apiVersion/kind, a document of a kind the
 // store does not hold.
-func (s *Source) noteSkipped(d *Document) {
+func (s *Source) noteSkipped(d *docInfo) {
 	id := d.APIVersion + " " + d.Kind
 	if s.skipped[id] {
 		return
@@ -469,19 +613,29 @@ func (s *Source) applyEntry(ctx context.Context, e *entry) []*Error {
 		}
 		return nil
 	}
+	if exists {
+		if last, ok := s.applied[e.key]; ok && last == e.doc.sum {
+			return nil // its document is unchanged since we applied it
+		}
+	}
+	if e.obj == nil {
+		if fl, ok := s.failed[e.key]; ok && fl.sum == e.doc.sum {
+			return fl.errs // refused as it is
+		}
+		// Needed but not decoded this round (the object went after the
+		// files were read): the next round decodes it.
+		s.trigger()
+		return nil
+	}
 	if exists && e.key.kind == cluster.KindPod {
 		if podSpecChanged(cur.(*corev1.Pod), e.obj.(*corev1.Pod)) {
 			return s.recreatePod(ctx, e, cur)
 		}
 	}
-	if exists {
-		if last, ok := s.applied[e.key]; ok && apiequality.Semantic.DeepEqual(last, e.obj) {
-			return nil // unchanged since we applied it
-		}
-	}
-	res, created, err := s.store.Apply(e.obj.DeepCopyObject().(cluster.Object))
+	// The store copies what it is given.
+	res, created, err := s.store.Apply(e.obj)
 	if err != nil {
-		errs := ErrorsFor(e.doc, e.obj, err)
+		errs := ErrorsFor(e.fullDoc(), e.obj, err)
 		if exists && s.opts.Recorder != nil {
 			s.opts.Recorder.Eventf(cur, corev1.EventTypeWarning, "ManifestInvalid",
 				"the version in %s document %d was rejected; the last good version stays: %v", e.doc.File, e.doc.Index, err)
@@ -500,8 +654,20 @@ func (s *Source) applyEntry(ctx context.Context, e *entry) []*Error {
 			s.log.Info("updated", "object", e.key.String(), "file", e.doc.File, "document", e.doc.Index)
 		}
 	}
-	s.applied[e.key] = e.obj
+	s.applied[e.key] = e.doc.sum
 	return nil
+}
+
+// fullDoc is the decoded document, or one rebuilt from what is kept (for
+// its place in the file; field lines are then unknown).
+func (e *entry) fullDoc() *Document {
+	if e.full != nil {
+		return e.full
+	}
+	d := e.doc
+	id := d.id
+	id.namespace, id.name = d.key.namespace, d.key.name
+	return &Document{File: d.File, Index: d.Index, Item: d.Item, Line: d.Line, APIVersion: d.APIVersion, Kind: d.Kind, id: id}
 }
 
 // podSpecChanged tells whether the desired pod's spec (defaulted as the
@@ -538,7 +704,7 @@ func (s *Source) recreatePod(ctx context.Context, e *entry, cur cluster.Object) 
 	}
 	err := s.store.Delete(cluster.KindPod, e.key.namespace, e.key.name, cluster.DeleteOptions{UID: cur.GetUID()})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return ErrorsFor(e.doc, e.obj, err)
+		return ErrorsFor(e.fullDoc(), e.obj, err)
 	}
 	if now, err := s.store.Get(cluster.KindPod, e.key.namespace, e.key.name); err == nil && now.GetUID() == cur.GetUID() {
 		s.startWaiter(ctx, e.key, now)
