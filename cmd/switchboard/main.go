@@ -57,6 +57,7 @@ func main() {
 
 	opts := &cli.Options{StateDir: &stateDir, Server: &server, Kubeconfig: &kubeconfig}
 	root.AddCommand(standalone.NewUpCommand(&stateDir, cli.DefaultStateDir, logger))
+	root.AddCommand(standalone.NewDownCommand())
 	root.AddCommand(cli.NewCommands(opts, os.Stdout, os.Stderr)...)
 	root.AddCommand(demo.NewCommand())
 	root.AddCommand(dnscmd.NewCommand(cli.DefaultStateDir))
