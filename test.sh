@@ -50,6 +50,11 @@ if [ ! -x .bin/coredns ] || ! .bin/coredns -version 2>/dev/null | grep -q "CoreD
   (cd .bin && GOFLAGS=-mod=mod GOBIN="$PWD" go install "github.com/coredns/coredns@${coredns_version}")
 fi
 
+# The cluster-mode tests' control plane: kube-apiserver and etcd, built from
+# their Go modules in tools/k8s (a module of its own) into .bin/, once.
+say "kube-apiserver and etcd into .bin/ (the cluster-mode tests' API server; built once)"
+tools/k8s/build.sh
+
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

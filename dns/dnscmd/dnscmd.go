@@ -1,6 +1,7 @@
 // Package dnscmd owns `switchboard dns`: it runs the DNS server from a
 // Corefile (CoreDNS's syntax and plugins), optionally with its own
-// cluster.Store filled from manifests so that the kubernetes plugin has
+// cluster.Store filled from manifests (or, with --kubeconfig, from a real
+// API server through cluster/kubesource) so that the kubernetes plugin has
 // services and endpoints, reloads the Corefile on SIGHUP, and stops with
 // health's lameduck on SIGINT/SIGTERM. It also holds the default Corefile
 // (CoreDNS's kube-dns one) that `switchboard up` uses. It holds no DNS
@@ -25,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/cluster/kubesource"
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/dns/dnsserver"
 	_ "github.com/switchboard-dev/switchboard/dns/plugins/all" // every plugin
@@ -194,7 +196,7 @@ func NewCommand(stateDir func() string) *cobra.Command {
 		serviceCIDR string
 	)
 	cmd := &cobra.Command{
-		Use:   "dns [--corefile FILE] [-f MANIFESTS ...] [--dns-port N]",
+		Use:   "dns [--corefile FILE] [-f MANIFESTS ... | --kubeconfig FILE] [--dns-port N]",
 		Short: "Run the cluster DNS server (CoreDNS-compatible) from a Corefile",
 		Long: `dns runs a DNS server configured by a Corefile, with CoreDNS's syntax and
 plugins (` + strings.Join(dnsserver.Registered(), ", ") + `).
@@ -204,7 +206,12 @@ Without --corefile it serves the default Corefile (CoreDNS's kube-dns one,
 see --print-default-corefile). With -f it reads Kubernetes manifests into a
 store of its own (services get cluster IPs, EndpointSlices follow) so that
 the kubernetes plugin answers for them. SIGHUP reloads the Corefile; a
-Corefile that fails keeps the running one.`,
+Corefile that fails keeps the running one.
+
+With --kubeconfig (or, without it and without -f, in a pod with a service
+account) the records come from a real Kubernetes API server: Services,
+EndpointSlices and Namespaces are watched, Pods only when the Corefile says
+"pods verified". The server starts answering once the caches have synced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printOnly {
@@ -219,6 +226,24 @@ Corefile that fails keeps the running one.`,
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			env := dnsserver.Env{Registerer: reg, Gatherer: reg, Logger: log}
+			kubeconfig := kubeconfigFlag(cmd)
+			if kubeconfig != "" && len(paths) > 0 {
+				return fmt.Errorf("--kubeconfig and -f: give one source of services, not both")
+			}
+			if kubeconfig != "" || (len(paths) == 0 && kubesource.InCluster()) {
+				// Cluster mode: the records come from the API server.
+				name, text := corefile, []byte(nil)
+				if corefile == "" {
+					name, text = "Corefile (default)", []byte(DefaultCorefile(zone))
+				} else if b, err := os.ReadFile(corefile); err == nil {
+					text = b
+				}
+				store, err := NewKubeStore(ctx, KubeStoreConfig{Kubeconfig: kubeconfig, Pods: NeedsPods(name, text), Logger: log})
+				if err != nil {
+					return err
+				}
+				env.Store = store
+			}
 			if len(paths) > 0 {
 				sc, err := netip.ParsePrefix(serviceCIDR)
 				if err != nil {

@@ -1,6 +1,7 @@
 // Package ingresscmd owns `switchboard ingress`: the ingress controller
 // (package ingress) run on its own against a store filled from manifests
-// (cluster/standalonestore), with its listeners, metrics registry and
+// (cluster/standalonestore) or from a real API server (--kubeconfig,
+// cluster/kubesource), with its listeners, metrics registry and
 // JSON access log. It holds no ingress logic and must not start pods.
 package ingresscmd
 
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/cluster/kubesource"
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/ingress"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
@@ -28,6 +31,7 @@ import (
 // Options are the command's flags.
 type Options struct {
 	Paths             []string
+	Kubeconfig        string // the root command's --kubeconfig: a real API server instead of -f
 	HTTPAddr          string
 	HTTPSAddr         string
 	StatusAddr        string
@@ -45,7 +49,7 @@ type Options struct {
 func NewCommand() *cobra.Command {
 	o := &Options{}
 	cmd := &cobra.Command{
-		Use:   "ingress -f MANIFESTS [--http-addr ADDR] [--https-addr ADDR]",
+		Use:   "ingress (-f MANIFESTS | --kubeconfig FILE) [--http-addr ADDR] [--https-addr ADDR]",
 		Short: "Run the ingress controller for the Ingresses of manifests",
 		Long: `ingress serves the Ingresses (networking.k8s.io/v1) whose IngressClass has
 spec.controller "` + routing.ControllerName + `" - or that name no class when such a
@@ -61,12 +65,21 @@ spec.tls, chosen by SNI; other names get a generated self-signed
 certificate.
 
 /healthz, /readyz and /metrics are served on --status-addr; one JSON line
-per request is written to standard output (--access-log=false disables it).`,
+per request is written to standard output (--access-log=false disables it).
+
+With --kubeconfig (or, without it and without -f, in a pod with a service
+account) everything comes from a real Kubernetes API server (Secrets of
+type kubernetes.io/tls only), and the controller writes back what an
+ingress controller writes: status.loadBalancer of the Ingresses it serves
+and Events about the ones it rejects.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if f := cmd.Flag("kubeconfig"); f != nil && o.Kubeconfig == "" {
+				o.Kubeconfig = f.Value.String()
+			}
 			return Run(ctx, o, cmd.OutOrStdout(), slog.Default(), nil)
 		},
 	}
@@ -93,8 +106,12 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	if log == nil {
 		log = slog.Default()
 	}
-	if len(o.Paths) == 0 {
-		return errors.New("-f: give the manifests (files or directories) to read Ingresses from")
+	fromAPI := o.Kubeconfig != "" || (len(o.Paths) == 0 && kubesource.InCluster())
+	switch {
+	case fromAPI && len(o.Paths) > 0:
+		return errors.New("--kubeconfig and -f: give one source of Ingresses, not both")
+	case !fromAPI && len(o.Paths) == 0:
+		return errors.New("-f: give the manifests (files or directories) to read Ingresses from, or --kubeconfig")
 	}
 	if o.HTTPAddr == "" && o.HTTPSAddr == "" {
 		return errors.New("--http-addr and --https-addr are both empty: nothing to serve")
@@ -103,12 +120,22 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	defer cancel()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, problems, err := standalonestore.New(ctx, standalonestore.Config{Paths: o.Paths, Registerer: reg, Logger: log})
-	if err != nil {
-		return err
-	}
-	for _, p := range problems {
-		log.Error("manifest problem", "err", p)
+	var store *cluster.Store
+	if fromAPI {
+		var err error
+		if store, err = NewKubeStore(ctx, o.Kubeconfig, log); err != nil {
+			return err
+		}
+	} else {
+		var problems []error
+		var err error
+		store, problems, err = standalonestore.New(ctx, standalonestore.Config{Paths: o.Paths, Registerer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		for _, p := range problems {
+			log.Error("manifest problem", "err", p)
+		}
 	}
 	cfg := ingress.Config{
 		Store: store, HTTPAddr: o.HTTPAddr, HTTPSAddr: o.HTTPSAddr, StatusAddr: o.StatusAddr,
