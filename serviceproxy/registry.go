@@ -29,6 +29,10 @@ type ModeConfig struct {
 	// DryRun tells the factory that the backend will only Render (for
 	// --dry-run): it must not need root or kernel features.
 	DryRun bool
+	// IPTablesBackend is the iptables mode's backend (kube-proxy
+	// --iptables-backend): "auto" (or ""), "nft" or "legacy". Other
+	// modes ignore it.
+	IPTablesBackend string
 }
 
 // ModeFactory builds a mode's Backend. It must not change the kernel:

@@ -18,18 +18,19 @@ type tools struct {
 	ipv6          bool
 }
 
-func newTools(ipv6, legacy bool) tools {
+func newTools(ipv6 bool, b Backend) tools {
 	prefix := "iptables"
 	if ipv6 {
 		prefix = "ip6tables"
 	}
-	if legacy {
+	if b == BackendLegacy {
 		return tools{restore: prefix + "-legacy-restore", save: prefix + "-legacy-save", legacy: true, ipv6: ipv6}
 	}
-	// Debian's plain iptables-restore is the alternatives link to
-	// xtables-nft-multi (iptables-nft): rules land in nf_tables tables
-	// "ip filter" / "ip nat", which iptables-save shows.
-	return tools{restore: prefix + "-restore", save: prefix + "-save", ipv6: ipv6}
+	// iptables-nft (xtables-nft-multi): rules land in nf_tables tables
+	// "ip filter" / "ip nat", which iptables-nft-save shows. Named
+	// explicitly: Debian's plain iptables-restore is an alternatives
+	// link an administrator may have pointed at legacy.
+	return tools{restore: prefix + "-nft-restore", save: prefix + "-nft-save", ipv6: ipv6}
 }
 
 // restoreError is a failed iptables-restore, with the lines around the one

@@ -16,13 +16,13 @@ import (
 // atomic transaction per table. A failure's error holds the lines around
 // the one iptables-restore complained about.
 func RestoreNoFlush(ctx context.Context, data []byte, ipv6, legacy bool) error {
-	return newTools(ipv6, legacy).runRestore(ctx, data)
+	return newTools(ipv6, backendOf(legacy)).runRestore(ctx, data)
 }
 
 // Save returns iptables-save output (ip6tables-save when ipv6) of one
 // table, or of every table when table is "".
 func Save(ctx context.Context, table string, ipv6, legacy bool) ([]byte, error) {
-	return newTools(ipv6, legacy).runSave(ctx, table)
+	return newTools(ipv6, backendOf(legacy)).runSave(ctx, table)
 }
 
 // RemoveChains flushes and deletes the named chains of each table
@@ -30,7 +30,7 @@ func Save(ctx context.Context, table string, ipv6, legacy bool) ([]byte, error) 
 // to them (the jumps from the built-in chains), in one restore. Chains
 // that do not exist are ignored.
 func RemoveChains(ctx context.Context, ipv6, legacy bool, chains map[string][]string) error {
-	t := newTools(ipv6, legacy)
+	t := newTools(ipv6, backendOf(legacy))
 	data, err := t.runSave(ctx, "")
 	if err != nil {
 		return err
@@ -52,4 +52,12 @@ func CleanStaleUDPConntrack(ctx context.Context, state *serviceproxy.State, log 
 		log = slog.Default()
 	}
 	(&Proxier{log: log}).cleanStaleConntrack(ctx, state)
+}
+
+// backendOf maps the helpers' legacy flag to a Backend.
+func backendOf(legacy bool) Backend {
+	if legacy {
+		return BackendLegacy
+	}
+	return BackendNFT
 }

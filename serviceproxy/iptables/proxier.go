@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -26,7 +27,12 @@ const DefaultMasqueradeBit = 14
 
 func init() {
 	serviceproxy.RegisterMode(ModeName, func(mc serviceproxy.ModeConfig) (serviceproxy.Backend, error) {
+		b, err := ParseBackend(mc.IPTablesBackend)
+		if err != nil {
+			return nil, err
+		}
 		return New(Config{
+			Backend:      b,
 			NodeName:     mc.NodeName,
 			NodeIPs:      mc.NodeIPs,
 			ClusterCIDRs: mc.ClusterCIDRs,
@@ -56,8 +62,13 @@ type Config struct {
 	// RandomFully adds --random-fully to the MASQUERADE rule; nil means
 	// true (iptables ≥ 1.6.2 has it; this machine has 1.8.9).
 	RandomFully *bool
-	// Legacy uses iptables-legacy-restore/-save (x_tables) instead of
-	// Debian's default iptables-restore, which is iptables-nft.
+	// Backend is auto (or ""), nft or legacy (kube-proxy
+	// --iptables-backend). Auto detects it on the first sync in the
+	// namespace it programs, as kube-proxy's images do with
+	// iptables-wrapper: kubelet's hint chains, else the backend holding
+	// more rules, else nft (DetectBackend).
+	Backend Backend
+	// Legacy is Backend legacy (kept for callers that set it).
 	Legacy bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -74,7 +85,10 @@ type Proxier struct {
 	log           *slog.Logger
 	masqueradeBit int
 
+	want Backend // configured: auto, nft or legacy
+
 	mu       sync.Mutex
+	backend  Backend         // in use; "" until resolved (auto: on the first sync)
 	families [2]*familyState // 0: IPv4, 1: IPv6
 	probs    probabilities
 }
@@ -112,11 +126,15 @@ func New(cfg Config) (*Proxier, error) {
 			return nil, fmt.Errorf("iptables: clusterCIDRs[%d]: invalid prefix", i)
 		}
 	}
+	want, err := cfg.configuredBackend()
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Proxier{cfg: cfg, log: log, masqueradeBit: bit}, nil
+	return &Proxier{cfg: cfg, log: log, masqueradeBit: bit, want: want}, nil
 }
 
 // Name is "iptables".
@@ -287,7 +305,7 @@ func (p *Proxier) syncFamily(ctx context.Context, state *serviceproxy.State, ipv
 		fs = &familyState{}
 		p.families[idx] = fs
 	}
-	t := newTools(ipv6, p.cfg.Legacy)
+	t := newTools(ipv6, p.resolveBackend(ctx))
 	start := time.Now()
 
 	pr := p.paramsFor(state, ipv6, fs.conntrackTCPLiberal)
@@ -488,9 +506,24 @@ func (p *Proxier) Cleanup(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	for _, ipv6 := range []bool{false, true} {
-		if err := cleanupFamily(ctx, newTools(ipv6, p.cfg.Legacy)); err != nil {
-			errs = append(errs, err)
+	// The backend in use; under auto before any sync (--cleanup), both:
+	// our chains may be left in either.
+	backends := []Backend{p.backend}
+	if p.backend == "" {
+		backends = []Backend{p.want}
+		if p.want == BackendAuto {
+			backends = []Backend{BackendNFT, BackendLegacy}
+		}
+	}
+	for _, b := range backends {
+		for _, ipv6 := range []bool{false, true} {
+			err := cleanupFamily(ctx, newTools(ipv6, b))
+			if err != nil && len(backends) > 1 && errors.Is(err, exec.ErrNotFound) {
+				continue // that backend's tools are not installed: nothing of ours there
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	p.families = [2]*familyState{}

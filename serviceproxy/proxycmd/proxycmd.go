@@ -1,7 +1,8 @@
 // Package proxycmd owns `switchboard kube-proxy`: it runs the service
 // proxy (serviceproxy.Proxier) with one registered mode against a store
 // of its own, filled from manifests as `switchboard dns -f` does
-// (cluster/standalonestore), renders one sync with --dry-run, and removes
+// (cluster/standalonestore) or from a real API server (--kubeconfig,
+// cluster/kubesource), renders one sync with --dry-run, and removes
 // every mode's rules with --cleanup. It holds no proxy logic (that is
 // serviceproxy and its mode packages) and imports no mode: the binary
 // blank-imports serviceproxy/modes/all so that the modes register
@@ -24,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/cluster/kubesource"
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/internal/sigctx"
 	"github.com/switchboard-dev/switchboard/serviceproxy"
@@ -44,6 +47,7 @@ var DefaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
 type Options struct {
 	Mode          string
 	Paths         []string
+	Kubeconfig    string // the root command's --kubeconfig: a real API server instead of -f
 	NodeName      string
 	ClusterCIDRs  []string
 	NodeIPs       []string
@@ -54,13 +58,15 @@ type Options struct {
 	SyncPeriod    time.Duration
 	HealthzAddr   string
 	MetricsAddr   string
+	// IPTablesBackend is --iptables-backend: auto, nft or legacy.
+	IPTablesBackend string
 }
 
 // NewCommand returns `switchboard kube-proxy`.
 func NewCommand() *cobra.Command {
 	o := &Options{}
 	cmd := &cobra.Command{
-		Use:   "kube-proxy --mode nftables|iptables|ipvs|userspace -f MANIFESTS [flags]",
+		Use:   "kube-proxy --mode nftables|iptables|ipvs|userspace (-f MANIFESTS | --kubeconfig FILE) [flags]",
 		Short: "Run the service proxy (kube-proxy) for services and EndpointSlices of manifests",
 		Long: `kube-proxy programs this node so that Service addresses (cluster IPs,
 NodePorts, external IPs, load-balancer IPs) reach their endpoints, as
@@ -79,12 +85,21 @@ removed, as kube-proxy does.
 
 /healthz and /livez are served on --healthz-bind-address, /metrics on
 --metrics-bind-address (kube-proxy's kubeproxy_* metrics); "" disables
-either.`,
+either.
+
+With --kubeconfig (or, without it and without -f, in a pod with a service
+account) Services, EndpointSlices and this node's Node come from a real
+Kubernetes API server, as kube-proxy's informers watch them (without the
+objects labelled service.kubernetes.io/service-proxy-name, which belong to
+another proxy); the proxy starts once the caches have synced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
 			ctx, stop := sigctx.Context()
 			defer stop()
+			if f := cmd.Flag("kubeconfig"); f != nil && o.Kubeconfig == "" {
+				o.Kubeconfig = f.Value.String()
+			}
 			return Run(ctx, o, cmd.OutOrStdout(), slog.Default())
 		},
 	}
@@ -102,6 +117,7 @@ either.`,
 	f.DurationVar(&o.SyncPeriod, "sync-period", serviceproxy.DefaultSyncPeriod, "longest time between (full) syncs")
 	f.StringVar(&o.HealthzAddr, "healthz-bind-address", serviceproxy.DefaultHealthzAddr, "address of /healthz and /livez (\"\" disables)")
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", serviceproxy.DefaultMetricsAddr, "address of /metrics (\"\" disables)")
+	f.StringVar(&o.IPTablesBackend, "iptables-backend", "auto", "iptables mode: auto, nft or legacy; auto uses the backend that already holds rules (kubelet's KUBE-IPTABLES-HINT, else more rules), nft when none, as kube-proxy's images (iptables-wrapper)")
 	return cmd
 }
 
@@ -147,6 +163,11 @@ func parse(o *Options) (parsed, error) {
 	default:
 		p.serviceCIDR = DefaultServiceCIDR
 	}
+	switch strings.ToLower(strings.TrimSpace(o.IPTablesBackend)) {
+	case "", "auto", "nft", "legacy":
+	default:
+		return p, fmt.Errorf("--iptables-backend %q: must be auto, nft or legacy", o.IPTablesBackend)
+	}
 	if o.MinSyncPeriod < 0 || o.SyncPeriod < 0 {
 		return p, errors.New("--min-sync-period and --sync-period must not be negative")
 	}
@@ -163,7 +184,7 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	mc := serviceproxy.ModeConfig{NodeName: o.NodeName, NodeIPs: p.nodeIPs, ClusterCIDRs: p.clusterCIDRs, Logger: log}
+	mc := serviceproxy.ModeConfig{NodeName: o.NodeName, NodeIPs: p.nodeIPs, ClusterCIDRs: p.clusterCIDRs, Logger: log, IPTablesBackend: o.IPTablesBackend}
 	if o.Cleanup {
 		if len(serviceproxy.Modes()) == 0 {
 			return errors.New("--cleanup: no mode is registered")
@@ -180,20 +201,32 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger) error
 		}
 		return fmt.Errorf("--mode %q: unknown mode (registered: %s)", o.Mode, strings.Join(serviceproxy.Modes(), ", "))
 	}
-	if len(o.Paths) == 0 {
-		return errors.New("-f: give the manifests (files or directories) to read Services and EndpointSlices from")
+	fromAPI := o.Kubeconfig != "" || (len(o.Paths) == 0 && kubesource.InCluster())
+	switch {
+	case fromAPI && len(o.Paths) > 0:
+		return errors.New("--kubeconfig and -f: give one source of Services and EndpointSlices, not both")
+	case !fromAPI && len(o.Paths) == 0:
+		return errors.New("-f: give the manifests (files or directories) to read Services and EndpointSlices from, or --kubeconfig")
 	}
 
 	reg := prometheus.NewRegistry()
 	if !o.DryRun {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	store, problems, err := standalonestore.New(ctx, standalonestore.Config{Paths: o.Paths, ServiceCIDR: p.serviceCIDR, Registerer: reg, Logger: log})
-	if err != nil {
-		return err
-	}
-	for _, pr := range problems {
-		log.Error("manifest problem", "err", pr)
+	var store *cluster.Store
+	if fromAPI {
+		if store, err = NewKubeStore(ctx, o.Kubeconfig, o.NodeName, log); err != nil {
+			return err
+		}
+	} else {
+		var problems []error
+		store, problems, err = standalonestore.New(ctx, standalonestore.Config{Paths: o.Paths, ServiceCIDR: p.serviceCIDR, Registerer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		for _, pr := range problems {
+			log.Error("manifest problem", "err", pr)
+		}
 	}
 	metrics := serviceproxy.NewMetrics(reg, o.Mode)
 	mc.Metrics, mc.Registerer, mc.DryRun = metrics, reg, o.DryRun
@@ -245,6 +278,10 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	log.Info("starting kube-proxy", "mode", o.Mode, "node", o.NodeName, "manifests", strings.Join(o.Paths, ","))
+	if fromAPI {
+		log.Info("starting kube-proxy", "mode", o.Mode, "node", o.NodeName, "kubeconfig", o.Kubeconfig)
+	} else {
+		log.Info("starting kube-proxy", "mode", o.Mode, "node", o.NodeName, "manifests", strings.Join(o.Paths, ","))
+	}
 	return px.Run(ctx)
 }

@@ -53,8 +53,11 @@ type Env struct {
 	Net     *testnet.Net
 	Node    *testnet.Host
 	Outside *testnet.Host // nil unless asked for (EnvOptions.Outside)
-	Pods    map[string]*testnet.Host
-	Backend serviceproxy.Backend
+	// Outsiders are the further client namespaces (EnvOptions.Outsiders)
+	// by name, each in its own subnet out of testnet.ClientRange.
+	Outsiders map[string]*testnet.Host
+	Pods      map[string]*testnet.Host
+	Backend   serviceproxy.Backend
 	// Metrics is the core's metric set handed to the mode, registered on
 	// Registry together with the mode's own.
 	Metrics  *serviceproxy.Metrics
@@ -78,6 +81,10 @@ type EnvOptions struct {
 	// Outside adds the client namespace "outside" (testnet client 0,
 	// reaching the node at Node.IP, a node IP).
 	Outside bool
+	// Outsiders are further client namespaces, created after "outside"
+	// (which they imply), each in its own /28 of testnet.ClientRange
+	// with a default route via the node.
+	Outsiders []string
 }
 
 // NewEnv builds a node with the mode's backend. Its clean-up (the
@@ -96,8 +103,12 @@ func NewEnv(t *testing.T, m Mode, opts EnvOptions) *Env {
 		h.ServeUDP(t, UDPPort)
 		e.Pods[name] = h
 	}
-	if opts.Outside {
+	if opts.Outside || len(opts.Outsiders) > 0 {
 		e.Outside = n.AddClient(t, "outside")
+	}
+	e.Outsiders = map[string]*testnet.Host{}
+	for _, name := range opts.Outsiders {
+		e.Outsiders[name] = n.AddClient(t, name)
 	}
 	e.Registry = prometheus.NewRegistry()
 	e.Metrics = serviceproxy.NewMetrics(e.Registry, m.Name)

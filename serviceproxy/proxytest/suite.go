@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -47,6 +48,12 @@ type Mode struct {
 	// of the check, so it also shows that incremental syncs leave the
 	// rules a full render would make.
 	CheckRules func(t *testing.T, e *Env)
+	// NoDrop, when set, is why the mode cannot drop a connection it must
+	// not serve (a proxy that accepts before it decides resets it
+	// instead). Checks whose main point is not the drop itself
+	// (CheckSourceRanges) then accept a reset or a refusal where the
+	// kernel modes must time out, and log the reason.
+	NoDrop string
 }
 
 // The checks, each the upstream rule it re-creates; the constants are
@@ -114,6 +121,33 @@ const (
 	// again using terminating endpoints"; KEP-1669: serving terminating
 	// endpoints are used only when no endpoint is ready.
 	CheckTerminating = "terminating endpoints are used only when all terminate"
+	// ServiceSpec.externalIPs: "externalIPs is a list of IP addresses for
+	// which nodes in the cluster will also accept traffic for this
+	// service"; virtual-ips: "kube-proxy ... installs rules which capture
+	// traffic to the Service's clusterIP (which is virtual) and port and
+	// redirects that traffic to one of the Service's backend sets", for
+	// external IPs as for the cluster IP.
+	CheckExternalIPs = "externalIPs routed to the node reach the endpoints"
+	// LoadBalancerIngress.ip: "IP is set for load-balancer ingress points
+	// that are IP based"; kube-proxy: "Capture load-balancer ingress" (a
+	// packet to the ingress IP routed to the node is served there).
+	CheckLoadBalancerIP = "LoadBalancer ingress IPs reach the endpoints"
+	// ServiceSpec.loadBalancerSourceRanges: "If specified and supported
+	// by the platform, this will restrict traffic through the
+	// cloud-provider load-balancer will be restricted to the specified
+	// client IPs"; kube-proxy: "firewall filter based on each source
+	// range" then "drop all other traffic" (the NodePort stays open).
+	CheckSourceRanges = "loadBalancerSourceRanges serve clients inside and drop those outside"
+	// kube-proxy (iptables/proxier.go): "This masquerades off-cluster
+	// traffic to a service VIP. The idea is that you can establish a
+	// static route for your Service range, routing to any node, and that
+	// node will bridge into the Service for you."; for external
+	// destinations under the Cluster policy: "Masquerade all
+	// external-destination traffic".
+	CheckMasqueradeOutside = "traffic from outside the cluster CIDR is masqueraded"
+	// ServicePort.protocol: "Supports "TCP", "UDP", and "SCTP"."; issue
+	// 4: "TCP and UDP (SCTP where the kernel has it)".
+	CheckSCTP = "SCTP reaches the endpoints"
 	// Issue 4: "a failed apply is retried and counted, and never leaves a
 	// half-written ruleset".
 	CheckFailedApply = "a failed apply leaves the previous rules serving"
@@ -144,6 +178,11 @@ var checks = []check{
 	{CheckConntrackFlushed, checkConntrackFlushed},
 	{CheckUDPFirstEndpoint, checkUDPFirstEndpoint},
 	{CheckTerminating, checkTerminating},
+	{CheckExternalIPs, checkExternalIPs},
+	{CheckLoadBalancerIP, checkLoadBalancerIP},
+	{CheckSourceRanges, checkSourceRanges},
+	{CheckMasqueradeOutside, checkMasqueradeOutside},
+	{CheckSCTP, checkSCTP},
 	{CheckFailedApply, checkFailedApply},
 	{CheckCleanup, checkCleanup},
 }
@@ -172,6 +211,7 @@ func (m Mode) missing(name string) string {
 		if m.Dump == nil {
 			return "Mode.Dump is nil"
 		}
+
 	}
 	return ""
 }
@@ -667,3 +707,168 @@ func lineDiff(a, b string) string {
 
 // LineDiff is the short line diff the suite prints, for modes' hooks.
 func LineDiff(a, b string) string { return lineDiff(a, b) }
+
+// --- external IPs, load-balancer IPs, source ranges, masquerade, SCTP ---
+
+// Addresses out of testnet.ExternalRange (203.0.113.0/24), which clients
+// route via the node.
+const (
+	externalIP    = "203.0.113.10"
+	lbIP          = "203.0.113.20"
+	lbRangedIP    = "203.0.113.30"
+	externalMasqI = "203.0.113.40"
+)
+
+func checkExternalIPs(t *testing.T, m Mode) {
+	e := NewEnv(t, m, EnvOptions{Pods: []string{"a", "b", "client"}, Outside: true})
+	svc := Name("ext", corev1.ProtocolTCP)
+	e.Set(&serviceproxy.ServicePort{Name: svc, ClusterIPs: addrs("10.96.0.70"), Port: 80, ExternalIPs: addrs(externalIP)},
+		e.Endpoint("a", TCPPort), e.Remote("b", TCPPort))
+	udp := Name("ext-udp", corev1.ProtocolUDP)
+	e.Set(&serviceproxy.ServicePort{Name: udp, ClusterIPs: addrs("10.96.0.70"), Port: 53, ExternalIPs: addrs(externalIP)},
+		e.Endpoint("a", UDPPort))
+	e.MustSync()
+	ext := Addr(externalIP, 80)
+	expectOnly(t, "outside -> external IP", e.AskMany(e.Outside, ext, 30), "a", "b")
+	// Pods reach the external IP too: kube-proxy captures it for
+	// "traffic from pods" as well (the packet leaves the pod via the node).
+	expectOnly(t, "pod -> external IP", e.AskMany(e.Pod("client"), ext, 24), "a", "b")
+	if got, err := e.Outside.AskUDP(Addr(externalIP, 53), AskTimeout); err != nil || got != "a" {
+		t.Errorf("outside -> udp external IP %s:53: got %q, %v; want a", externalIP, got, err)
+	}
+	// Only the service's port is captured on the external IP.
+	if name, err := e.Outside.AskTCP(Addr(externalIP, 81), DropWait); err == nil {
+		t.Errorf("outside -> %s:81 (no service port) answered %q", externalIP, name)
+	}
+	e.checkRules()
+}
+
+func checkLoadBalancerIP(t *testing.T, m Mode) {
+	e := NewEnv(t, m, EnvOptions{Pods: []string{"a", "b"}, Outside: true})
+	svc := Name("lb", corev1.ProtocolTCP)
+	e.Set(&serviceproxy.ServicePort{Name: svc, Type: corev1.ServiceTypeLoadBalancer, ClusterIPs: addrs("10.96.0.71"), Port: 80, NodePort: 30071,
+		LoadBalancerVIPs: addrs(lbIP)},
+		e.Endpoint("a", TCPPort), e.Remote("b", TCPPort))
+	e.MustSync()
+	expectOnly(t, "outside -> load-balancer IP", e.AskMany(e.Outside, Addr(lbIP, 80), 30), "a", "b")
+	expectOnly(t, "outside -> its NodePort", e.AskMany(e.Outside, netip.AddrPortFrom(e.Node.IP, 30071), 12), "a", "b")
+
+	// The ingress IP goes away (status.loadBalancer cleared): no longer
+	// captured, an incremental sync.
+	e.Set(&serviceproxy.ServicePort{Name: svc, Type: corev1.ServiceTypeLoadBalancer, ClusterIPs: addrs("10.96.0.71"), Port: 80, NodePort: 30071},
+		e.Endpoint("a", TCPPort), e.Remote("b", TCPPort))
+	e.MustSync()
+	if name, err := e.Outside.AskTCP(Addr(lbIP, 80), DropWait); err == nil {
+		t.Errorf("outside -> %s:80 answered %q after the ingress IP was removed", lbIP, name)
+	}
+	e.checkRules()
+}
+
+func checkSourceRanges(t *testing.T, m Mode) {
+	e := NewEnv(t, m, EnvOptions{Pods: []string{"a"}, Outsiders: []string{"far"}})
+	far := e.Outsiders["far"]
+	inside := netip.PrefixFrom(e.Outside.IP, 32)
+	if inside.Contains(far.IP) {
+		t.Fatalf("test set-up: %s is inside %s", far.IP, inside)
+	}
+	svc := Name("ranged", corev1.ProtocolTCP)
+	e.Set(&serviceproxy.ServicePort{Name: svc, Type: corev1.ServiceTypeLoadBalancer, ClusterIPs: addrs("10.96.0.72"), Port: 80, NodePort: 30072,
+		LoadBalancerVIPs: addrs(lbRangedIP), LoadBalancerSourceRanges: []netip.Prefix{inside}},
+		e.Endpoint("a", TCPPort))
+	e.MustSync()
+	lb := Addr(lbRangedIP, 80)
+	expectOnly(t, "a client inside the source ranges -> load-balancer IP", e.AskMany(e.Outside, lb, 6), "a")
+	if m.NoDrop != "" {
+		if name, err := far.AskTCP(lb, DropWait); err == nil {
+			t.Errorf("a client outside the source ranges was served by %q", name)
+		} else {
+			t.Logf("outside the source ranges: %v (%s mode cannot drop: %s)", err, m.Name, m.NoDrop)
+		}
+	} else {
+		expectDropped(t, far, lb)
+	}
+	// The ranges restrict "traffic through the cloud-provider
+	// load-balancer", not the service's NodePort or cluster IP.
+	expectOnly(t, "a client outside the source ranges -> NodePort", e.AskMany(far, netip.AddrPortFrom(e.Node.IP, 30072), 3), "a")
+
+	// The ranges widened to both clients: an incremental sync.
+	e.Set(&serviceproxy.ServicePort{Name: svc, Type: corev1.ServiceTypeLoadBalancer, ClusterIPs: addrs("10.96.0.72"), Port: 80, NodePort: 30072,
+		LoadBalancerVIPs: addrs(lbRangedIP), LoadBalancerSourceRanges: []netip.Prefix{inside, netip.PrefixFrom(far.IP, 32)}},
+		e.Endpoint("a", TCPPort))
+	e.MustSync()
+	expectOnly(t, "the far client once inside the widened ranges", e.AskMany(far, lb, 3), "a")
+	e.checkRules()
+}
+
+// nodeAddr tells whether ip is one of the node's own addresses: a node
+// IP or its address on the pod bridge (where masqueraded traffic to a
+// pod leaves from).
+func nodeAddr(e *Env, ip netip.Addr) bool {
+	return ip == e.Net.Gateway() || slices.Contains(e.Net.NodeIPs(), ip)
+}
+
+func checkMasqueradeOutside(t *testing.T, m Mode) {
+	e := NewEnv(t, m, EnvOptions{Pods: []string{"a", "client"}, Outside: true})
+	// One endpoint, on this node: no cross-node reason to masquerade;
+	// only the client being outside the cluster CIDR is.
+	svc := Name("masq", corev1.ProtocolTCP)
+	e.Set(&serviceproxy.ServicePort{Name: svc, Type: corev1.ServiceTypeNodePort, ClusterIPs: addrs("10.96.0.73"), Port: 80, NodePort: 30073,
+		ExternalIPs: addrs(externalMasqI)}, e.Endpoint("a", HTTPPort))
+	e.MustSync()
+	for _, to := range []netip.AddrPort{Addr("10.96.0.73", 80), Addr(externalMasqI, 80), netip.AddrPortFrom(e.Node.IP, 30073)} {
+		src, err := e.ClientIP(e.Outside, to)
+		if err != nil {
+			t.Errorf("outside -> %s: %v", to, err)
+			continue
+		}
+		t.Logf("outside (%s) -> %s: the endpoint saw %s", e.Outside.IP, to, src)
+		if !nodeAddr(e, src) {
+			t.Errorf("outside (%s) -> %s: the endpoint saw %s; want a node address (%s or one of %v): traffic from outside the cluster CIDR %s is masqueraded",
+				e.Outside.IP, to, src, e.Net.Gateway(), e.Net.NodeIPs(), e.Net.PodCIDR())
+		}
+	}
+	// A pod inside the cluster CIDR reaching the cluster IP is not
+	// masqueraded by a mode that NATs in the kernel (kube-proxy's
+	// local-traffic detector: "! -s <clusterCIDR>" marks only others); a
+	// proxy that opens its own connection always shows the node.
+	if m.Conntrack {
+		src, err := e.ClientIP(e.Pod("client"), Addr("10.96.0.73", 80))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src != e.Pod("client").IP {
+			t.Errorf("pod client -> cluster IP: the endpoint saw %s; want the pod's own address %s (inside the cluster CIDR, not masqueraded)", src, e.Pod("client").IP)
+		}
+	}
+	e.checkRules()
+}
+
+// SCTPPort is the port ServeSCTP listens on in CheckSCTP's pods.
+const SCTPPort = 8132
+
+func checkSCTP(t *testing.T, m Mode) {
+	e := NewEnv(t, m, EnvOptions{Pods: []string{"a", "b", "client"}, Outside: true})
+	if err := SCTPSupport(e.Pod("a")); err != nil {
+		t.Skipf("the kernel has no SCTP (no /proc/net/sctp, %v): SCTP services cannot be exercised here; the rendered rules are tested", err)
+	}
+	ServeSCTP(t, e.Pod("a"), SCTPPort)
+	ServeSCTP(t, e.Pod("b"), SCTPPort)
+	svc := Name("sctp", corev1.ProtocolSCTP)
+	e.Set(&serviceproxy.ServicePort{Name: svc, Type: corev1.ServiceTypeNodePort, ClusterIPs: addrs("10.96.0.74"), Port: 80, NodePort: 30074},
+		e.Endpoint("a", SCTPPort), e.Endpoint("b", SCTPPort))
+	e.MustSync()
+	ask := func(from *testnet.Host, to netip.AddrPort, n int) map[string]int {
+		got := map[string]int{}
+		for i := 0; i < n; i++ {
+			name, err := AskSCTP(from, to, AskTimeout)
+			if err != nil {
+				t.Fatalf("connection %d of %d: %v (answers so far %v)", i+1, n, err, got)
+			}
+			got[name]++
+		}
+		return got
+	}
+	expectOnly(t, "pod -> sctp cluster IP", ask(e.Pod("client"), Addr("10.96.0.74", 80), 24), "a", "b")
+	expectOnly(t, "outside -> sctp NodePort", ask(e.Outside, netip.AddrPortFrom(e.Node.IP, 30074), 12), "a", "b")
+	e.checkRules()
+}

@@ -8,9 +8,11 @@
 // What it does, per sync of a serviceproxy.State:
 //
 //   - one listener per (cluster IP, port, protocol); NodePorts on each of
-//     State.Node.IPs; externalIPs and load-balancer ingress IPs when they
-//     are local addresses (they are skipped, logged once, otherwise);
-//   - cluster IPs that are not local are added to the loopback interface
+//     State.Node.IPs; externalIPs and load-balancer ingress IPs (when
+//     they are not local and no address may be added, they are skipped,
+//     logged once);
+//   - cluster IPs, external IPs and load-balancer ingress IPs that are not
+//     local are added to the loopback interface
 //     as /32 (/128) addresses tagged with the address protocol AddrProto
 //     (Config.Addresses: by default only when the proxier runs in another
 //     network namespace than the process's own, never on the host), and

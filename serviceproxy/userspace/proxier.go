@@ -499,7 +499,12 @@ func (p *Proxier) warnOnce(key, msg string, args ...any) {
 // reason, counted, and retried on the next sync.
 func (p *Proxier) open(k lkey, rt route) {
 	l, err := p.listen(k)
-	if err != nil && errors.Is(err, syscall.EADDRNOTAVAIL) && rt.kind == kindClusterIP && p.addrMode {
+	// In address mode, external and load-balancer IPs are added like
+	// cluster IPs, as kube-proxy's IPVS mode binds cluster, external and
+	// load-balancer ingress IPs to its dummy kube-ipvs0 (syncService with
+	// bindAddr true for each): packets routed to the node for them are
+	// then delivered locally.
+	if err != nil && errors.Is(err, syscall.EADDRNOTAVAIL) && rt.kind != kindNodePort && p.addrMode {
 		if aerr := p.addAddr(k.ap.Addr()); aerr != nil {
 			err = fmt.Errorf("%w (adding it to %s: %v)", err, p.cfg.Interface, aerr)
 		} else {

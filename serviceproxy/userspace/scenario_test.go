@@ -27,6 +27,8 @@ func usMode() proxytest.Mode {
 			return p
 		},
 		Dump: dumpUserspace,
+		NoDrop: "a Go proxy accepts the connection before it knows the client is outside loadBalancerSourceRanges; " +
+			"it then resets it at once (balancer.admits) where kube-proxy's KUBE-PROXY-FIREWALL drops",
 		Skip: map[string]string{
 			proxytest.CheckExternalLocalSource: "a proxy opens its own connection to the endpoint, from the node's address: " +
 				"no mode without NAT can keep the client's source address (kube-proxy's userspace mode could not either)",
@@ -35,6 +37,8 @@ func usMode() proxytest.Mode {
 			proxytest.CheckNoEndpointsRejects: resets + "instead of refusing the connect; UDP datagrams are dropped (no ICMP port unreachable)",
 			proxytest.CheckConntrackFlushed: "no NAT, no conntrack entries: UDP is relayed through a socket per client session; " +
 				"the sessions to a removed endpoint end at the sync (CheckUDP shows the client moving to the new endpoint)",
+			proxytest.CheckSCTP: "Go's net package has no SCTP sockets and the userspace proxy relays TCP and UDP only " +
+				"(kube-proxy's userspace mode had no SCTP either); SCTP service ports get no listener",
 			proxytest.CheckFailedApply: "there is no transaction to fail: Sync opens and closes listeners one by one, and a listener " +
 				"that cannot open is logged, counted (kubeproxy_userspace_bind_failures_total) and retried on the next sync while " +
 				"every other service port keeps serving (TestPrivilegedPortWarnsOnceAndIsNotRemapped)",
