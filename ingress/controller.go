@@ -50,6 +50,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/ingress/acme"
+	"github.com/switchboard-dev/switchboard/ingress/annotations"
 	"github.com/switchboard-dev/switchboard/ingress/certs"
 	"github.com/switchboard-dev/switchboard/ingress/guard"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
@@ -104,6 +106,11 @@ type Config struct {
 	// PublishAddress is the IP written to the served Ingresses'
 	// status.loadBalancer.ingress; "": the HTTPS listener's IP.
 	PublishAddress string
+	// ACME, when not nil, obtains the certificates of Ingresses annotated
+	// switchboard.dev/acme: "true" from ACME.DirectoryURL (its Store,
+	// Logger, Recorder and Registerer default to the controller's). The
+	// HTTP-01 challenges are answered on the HTTP listener.
+	ACME *acme.Config
 }
 
 // snapshot is what one request sees.
@@ -147,6 +154,8 @@ type Controller struct {
 	// fastHTTP and fastHTTPS are the fast paths of the listeners (nil
 	// without the listener).
 	fastHTTP, fastHTTPS *fastServer
+
+	acme *acme.Manager // nil without Config.ACME
 }
 
 // New checks the configuration and binds the listeners (so that their
@@ -191,6 +200,24 @@ func New(cfg Config) (*Controller, error) {
 		loader: loader, certStore: certs.NewStore(loader.Default()),
 		kick: make(chan struct{}, 1), ready: make(chan struct{}),
 		pools: map[string]*upstream.Pool{}, reported: map[string]bool{},
+	}
+	if cfg.ACME != nil {
+		ac := *cfg.ACME
+		if ac.Store == nil {
+			ac.Store = cfg.Store
+		}
+		if ac.Logger == nil {
+			ac.Logger = log
+		}
+		if ac.Recorder == nil {
+			ac.Recorder = rec
+		}
+		if ac.Registerer == nil {
+			ac.Registerer = cfg.Registerer
+		}
+		if c.acme, err = acme.New(ac); err != nil {
+			return nil, fmt.Errorf("ingress: %w", err)
+		}
 	}
 	c.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
 	c.transport = upstream.NewTransport(upstream.Options{
@@ -306,6 +333,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.sync()
 	close(c.ready)
+	acmeDone := make(chan struct{})
+	if c.acme != nil {
+		go func() { defer close(acmeDone); c.acme.Run(ctx) }()
+	} else {
+		close(acmeDone)
+	}
+	defer func() { <-acmeDone }()
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
@@ -477,6 +511,35 @@ func (c *Controller) sync() {
 	certTbl, certProblems := c.loader.Build(tbl.Ingresses, func(ns, name string) (*corev1.Secret, error) {
 		return cluster.Get[*corev1.Secret](s, ns, name)
 	})
+	var annotated []*networkingv1.Ingress
+	for _, ing := range tbl.Ingresses {
+		if p := pols[types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}]; p != nil && p.cfg.ACME {
+			annotated = append(annotated, ing)
+		}
+	}
+	if c.acme == nil {
+		for _, ing := range annotated {
+			certProblems = append(certProblems, certs.Problem{Ingress: ing, Field: "metadata.annotations[" + annotations.Prefix + annotations.ACME + "]",
+				Reason: "this controller has no ACME directory configured (--acme-directory): the TLS Secrets are not obtained"})
+		}
+	} else {
+		acmeProblems := c.acme.SetIngresses(annotated)
+		// A Secret the ACME manager is still to obtain is expected to be
+		// missing: its hosts get the default certificate meanwhile.
+		certProblems = slices.DeleteFunc(certProblems, func(p certs.Problem) bool {
+			var i int
+			if _, err := fmt.Sscanf(p.Field, "spec.tls[%d].secretName", &i); err != nil || i < 0 || i >= len(p.Ingress.Spec.TLS) {
+				return false
+			}
+			name := p.Ingress.Spec.TLS[i].SecretName
+			if !c.acme.Manages(p.Ingress.Namespace, name) {
+				return false
+			}
+			_, err := cluster.Get[*corev1.Secret](s, p.Ingress.Namespace, name)
+			return err != nil
+		})
+		certProblems = append(certProblems, acmeProblems...)
+	}
 	c.certStore.Set(certTbl)
 	sfx := ""
 	if c.httpsLn != nil {
@@ -569,3 +632,6 @@ func portOf(a net.Addr) string {
 	}
 	return ""
 }
+
+// ACME is the certificate manager (nil without Config.ACME).
+func (c *Controller) ACME() *acme.Manager { return c.acme }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-dev/switchboard/ingress/acme"
 	"github.com/switchboard-dev/switchboard/ingress/guard"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/ingress/upstream"
@@ -365,6 +367,9 @@ func (fc *fastConn) serve(n int) (keep, ok bool) {
 		}
 		path = p
 		fc.outPath = (&neturl.URL{Path: p}).EscapedPath()
+	}
+	if c.acme != nil && strings.HasPrefix(path, acme.ChallengePrefix) {
+		return false, false // maybe an ACME challenge: the net/http path answers it
 	}
 	route := snap.table.Match(host, path)
 	if route == nil || len(route.Canaries) > 0 || route.Backend.Resource != nil || snap.policies[route.Ingress] != nil {

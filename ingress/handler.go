@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/ingress/acme"
 	"github.com/switchboard-dev/switchboard/ingress/annotations"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/ingress/upstream"
@@ -157,6 +158,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.path = path
+	// ACME HTTP-01 challenges of our own orders are answered before
+	// routing, the 421 check and the redirect to HTTPS (RFC 8555 section
+	// 8.3: the server fetches http://{domain}/.well-known/acme-challenge/{token}).
+	if c.acme != nil && strings.HasPrefix(path, acme.ChallengePrefix) && c.acme.HandleChallenge(rw, r) {
+		return
+	}
 	host := routing.NormalizeHost(r.Host)
 	if h.secure && r.TLS != nil {
 		// RFC 9110 section 15.5.20: 421 Misdirected Request "indicates that

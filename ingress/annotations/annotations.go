@@ -31,25 +31,28 @@ const Prefix = "switchboard.dev/"
 // The annotations (after Prefix), named as ingress-nginx names its
 // equivalents under nginx.ingress.kubernetes.io/.
 const (
-	RewriteTarget          = "rewrite-target"
-	SSLRedirect            = "ssl-redirect"
-	BackendProtocol        = "backend-protocol"
-	ConnectTimeout         = "proxy-connect-timeout"
-	ReadTimeout            = "proxy-read-timeout"
-	LimitRPS               = "limit-rps"
-	LimitBurst             = "limit-burst"
-	Canary                 = "canary"
-	CanaryByHeader         = "canary-by-header"
-	CanaryByHeaderValue    = "canary-by-header-value"
-	CanaryWeight           = "canary-weight"
-	Affinity               = "affinity"
-	SessionCookieName      = "session-cookie-name"
-	SessionCookieMaxAge    = "session-cookie-max-age"
-	WhitelistSourceRange   = "whitelist-source-range"
-	AuthType               = "auth-type"
-	AuthSecret             = "auth-secret"
-	AuthRealm              = "auth-realm"
-	ProxyBodySize          = "proxy-body-size"
+	RewriteTarget        = "rewrite-target"
+	SSLRedirect          = "ssl-redirect"
+	BackendProtocol      = "backend-protocol"
+	ConnectTimeout       = "proxy-connect-timeout"
+	ReadTimeout          = "proxy-read-timeout"
+	LimitRPS             = "limit-rps"
+	LimitBurst           = "limit-burst"
+	Canary               = "canary"
+	CanaryByHeader       = "canary-by-header"
+	CanaryByHeaderValue  = "canary-by-header-value"
+	CanaryWeight         = "canary-weight"
+	Affinity             = "affinity"
+	SessionCookieName    = "session-cookie-name"
+	SessionCookieMaxAge  = "session-cookie-max-age"
+	WhitelistSourceRange = "whitelist-source-range"
+	AuthType             = "auth-type"
+	AuthSecret           = "auth-secret"
+	AuthRealm            = "auth-realm"
+	ProxyBodySize        = "proxy-body-size"
+	// ACME asks for the certificates of the Ingress's spec.tls entries
+	// from the controller's ACME directory (ingress/acme).
+	ACME                   = "acme"
 	DefaultCookieName      = "SWITCHBOARD_AFFINITY"
 	DefaultAuthRealm       = "Authentication Required"
 	DefaultBurstMultiplier = 5
@@ -58,7 +61,7 @@ const (
 // Known lists every annotation name (after Prefix).
 var Known = []string{RewriteTarget, SSLRedirect, BackendProtocol, ConnectTimeout, ReadTimeout, LimitRPS, LimitBurst,
 	Canary, CanaryByHeader, CanaryByHeaderValue, CanaryWeight, Affinity, SessionCookieName, SessionCookieMaxAge,
-	WhitelistSourceRange, AuthType, AuthSecret, AuthRealm, ProxyBodySize}
+	WhitelistSourceRange, AuthType, AuthSecret, AuthRealm, ProxyBodySize, ACME}
 
 // Protocol is how the proxy talks to the backend (backend-protocol).
 type Protocol string
@@ -128,6 +131,9 @@ type Config struct {
 	// BodySizeLimit is the largest request body accepted (413 beyond);
 	// 0 means no limit.
 	BodySizeLimit int64
+	// ACME: the certificates of spec.tls (entries with a secretName) are
+	// obtained from an ACME directory and stored in those Secrets.
+	ACME bool
 }
 
 // Redirect reports whether plain HTTP requests to a TLS host of the
@@ -354,6 +360,14 @@ func Parse(ann map[string]string) (*Config, field.ErrorList) {
 			errs = append(errs, field.Invalid(p, v, err.Error()))
 		} else {
 			c.BodySizeLimit = n
+		}
+	}
+	if v, p, ok := get(ACME); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			errs = append(errs, field.Invalid(p, v, err.Error()))
+		} else {
+			c.ACME = b
 		}
 	}
 	if len(errs) > 0 {

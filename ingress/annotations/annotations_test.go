@@ -78,6 +78,9 @@ func TestParse(t *testing.T) {
 		{"body size Ki", a(sb(ProxyBodySize), "512Ki"), &Config{BodySizeLimit: 512 << 10}, ""},
 		{"body size 0 is unlimited", a(sb(ProxyBodySize), "0"), &Config{}, ""},
 		{"body size milli is not a size", a(sb(ProxyBodySize), "1.5m"), nil, "size in bytes"},
+		{"acme true", a(sb(ACME), "true"), &Config{ACME: true}, ""},
+		{"acme false", a(sb(ACME), "false"), &Config{}, ""},
+		{"acme must be a bool", a(sb(ACME), "yes"), nil, "true"},
 		{"two bad annotations are both reported", a(sb(SSLRedirect), "no", sb(CanaryWeight), "x"), nil, "ssl-redirect"},
 	}
 	for _, c := range cases {

@@ -7,14 +7,16 @@ package ingresscmd
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +27,9 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster/kubesource"
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/ingress"
+	"github.com/switchboard-dev/switchboard/ingress/acme"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
+	"github.com/switchboard-dev/switchboard/internal/sigctx"
 )
 
 // Options are the command's flags.
@@ -43,6 +47,11 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
 	MaxHeaders        int
+	// ACME: certificates for Ingresses annotated switchboard.dev/acme:
+	// "true" from this directory ("" turns ACME off), the account's
+	// e-mail, where the account key is kept, and extra roots that the
+	// directory's HTTPS certificate chains to (a test CA such as pebble's).
+	ACMEDirectory, ACMEEmail, ACMEStateDir, ACMECAFile string
 }
 
 // NewCommand returns `switchboard ingress`.
@@ -75,7 +84,7 @@ and Events about the ones it rejects.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := sigctx.Context()
 			defer stop()
 			if f := cmd.Flag("kubeconfig"); f != nil && o.Kubeconfig == "" {
 				o.Kubeconfig = f.Value.String()
@@ -96,6 +105,10 @@ and Events about the ones it rejects.`,
 	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", ingress.DefaultReadHeaderTimeout, "time a client has to send a request head")
 	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", ingress.DefaultMaxHeaderBytes, "largest request head accepted")
 	f.IntVar(&o.MaxHeaders, "max-headers", ingress.DefaultMaxHeaders, "most header fields accepted in a request")
+	f.StringVar(&o.ACMEDirectory, "acme-directory", "", "ACME directory URL: Ingresses annotated switchboard.dev/acme: \"true\" get their spec.tls certificates from it (HTTP-01 on --http-addr); \"\" turns ACME off")
+	f.StringVar(&o.ACMEEmail, "acme-email", "", "contact e-mail of the ACME account")
+	f.StringVar(&o.ACMEStateDir, "acme-state-dir", "", "directory keeping the ACME account key (default: a Secret, else memory)")
+	f.StringVar(&o.ACMECAFile, "acme-ca-file", "", "PEM roots the ACME directory's HTTPS certificate chains to, besides the system's (e.g. pebble's test CA)")
 	return cmd
 }
 
@@ -145,6 +158,24 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	}
 	if o.AccessLog {
 		cfg.AccessLog = slog.New(slog.NewJSONHandler(out, nil))
+	}
+	if o.ACMEDirectory != "" {
+		ac := &acme.Config{DirectoryURL: o.ACMEDirectory, Email: o.ACMEEmail, StateDir: o.ACMEStateDir}
+		if o.ACMECAFile != "" {
+			pem, err := os.ReadFile(o.ACMECAFile)
+			if err != nil {
+				return fmt.Errorf("--acme-ca-file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--acme-ca-file %s: no PEM certificate in it", o.ACMECAFile)
+			}
+			ac.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		}
+		cfg.ACME = ac
 	}
 	c, err := ingress.New(cfg)
 	if err != nil {
