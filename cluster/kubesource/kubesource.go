@@ -20,6 +20,7 @@ import (
 	"os"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -105,6 +106,11 @@ type Config struct {
 	// Events writes the Events the component records into the store
 	// (cluster.Recorder) to the server.
 	Events bool
+	// LeaderOnly writes status and Events only while SetLeader(true)
+	// (a replica that holds the leader election Lease); false writes
+	// always. What is recorded meanwhile is not written: a follower's
+	// Events are dropped and its status is written when it leads.
+	LeaderOnly bool
 	// Resync is the informers' resync period (0: none).
 	Resync time.Duration
 	Logger *slog.Logger
@@ -127,6 +133,8 @@ type Source struct {
 
 	mu      sync.Mutex
 	started bool
+
+	leading atomic.Bool // writes status and Events
 }
 
 type statusKey struct {
@@ -159,6 +167,7 @@ func New(store *cluster.Store, cfg Config) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{cfg: cfg, store: store, log: log, client: client, dyn: dyn, informers: map[*cluster.Kind]cache.SharedIndexInformer{}}
+	s.leading.Store(!cfg.LeaderOnly)
 	all := informers.NewSharedInformerFactory(client, cfg.Resync)
 	s.factories = append(s.factories, all)
 	for _, k := range cfg.Kinds {
@@ -191,6 +200,31 @@ func New(store *cluster.Store, cfg Config) (*Source, error) {
 	}
 	return s, nil
 }
+
+// SetLeader turns the write-back on (the replica leads) or off (it
+// follows) when Config.LeaderOnly is set. On taking the lead every status
+// of Config.StatusKinds is compared with the server's again and written
+// where it differs.
+func (s *Source) SetLeader(on bool) {
+	if !s.cfg.LeaderOnly || s.leading.Swap(on) == on || !on {
+		return
+	}
+	s.mu.Lock()
+	q := s.status
+	s.mu.Unlock()
+	if q == nil {
+		return
+	}
+	for _, k := range s.cfg.StatusKinds {
+		objs, _ := s.store.List(k, "", nil)
+		for _, o := range objs {
+			q.Add(statusKey{k, cluster.KeyOf(o)})
+		}
+	}
+}
+
+// Leading tells whether the source writes status and Events now.
+func (s *Source) Leading() bool { return s.leading.Load() }
 
 // Client is the source's clientset (for writes the source does not make).
 func (s *Source) Client() kubernetes.Interface { return s.client }
@@ -367,7 +401,10 @@ func (s *Source) statusWorker(ctx context.Context) {
 		if quit {
 			return
 		}
-		err := s.syncStatus(ctx, key)
+		var err error
+		if s.leading.Load() {
+			err = s.syncStatus(ctx, key)
+		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("cannot write status to the API server; retrying", "kind", key.kind.Name(), "object", key.key, "err", err)
 			s.status.AddRateLimited(key)
@@ -439,7 +476,10 @@ func (s *Source) eventWorker(ctx context.Context) {
 		if quit {
 			return
 		}
-		err := s.syncEvent(ctx, key)
+		var err error
+		if s.leading.Load() {
+			err = s.syncEvent(ctx, key)
+		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("cannot write an Event to the API server; retrying", "event", key, "err", err)
 			s.events.AddRateLimited(key)

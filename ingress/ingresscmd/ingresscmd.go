@@ -52,6 +52,11 @@ type Options struct {
 	// e-mail, where the account key is kept, and extra roots that the
 	// directory's HTTPS certificate chains to (a test CA such as pebble's).
 	ACMEDirectory, ACMEEmail, ACMEStateDir, ACMECAFile string
+	// LeaderElect elects one replica (a Lease) to write Ingress status
+	// and Events when the Ingresses come from an API server; all serve
+	// traffic. The flag defaults to true; the zero Options do not elect.
+	LeaderElect bool
+	Election    LeaderElection
 }
 
 // NewCommand returns `switchboard ingress`.
@@ -80,7 +85,9 @@ With --kubeconfig (or, without it and without -f, in a pod with a service
 account) everything comes from a real Kubernetes API server (Secrets of
 type kubernetes.io/tls only), and the controller writes back what an
 ingress controller writes: status.loadBalancer of the Ingresses it serves
-and Events about the ones it rejects.`,
+and Events about the ones it rejects. Replicas elect a leader with a Lease
+(--leader-elect, on by default): all serve traffic, only the leader writes
+status and Events. /readyz is false until the informer caches have synced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
@@ -109,6 +116,12 @@ and Events about the ones it rejects.`,
 	f.StringVar(&o.ACMEEmail, "acme-email", "", "contact e-mail of the ACME account")
 	f.StringVar(&o.ACMEStateDir, "acme-state-dir", "", "directory keeping the ACME account key (default: a Secret, else memory)")
 	f.StringVar(&o.ACMECAFile, "acme-ca-file", "", "PEM roots the ACME directory's HTTPS certificate chains to, besides the system's (e.g. pebble's test CA)")
+	f.BoolVar(&o.LeaderElect, "leader-elect", true, "with an API server: elect one replica (a Lease) to write Ingress status and Events; every replica serves traffic")
+	f.StringVar(&o.Election.Namespace, "leader-elect-namespace", "", "namespace of the leader election Lease (default: the pod's namespace, else \"default\")")
+	f.StringVar(&o.Election.Name, "leader-elect-resource-name", DefaultLeaseName, "name of the leader election Lease")
+	f.DurationVar(&o.Election.LeaseDuration, "leader-elect-lease-duration", DefaultLeaseDuration, "how long followers wait after the last renewal before taking the Lease")
+	f.DurationVar(&o.Election.RenewDeadline, "leader-elect-renew-deadline", DefaultRenewDeadline, "how long the leader tries to renew before it gives up the lead")
+	f.DurationVar(&o.Election.RetryPeriod, "leader-elect-retry-period", DefaultRetryPeriod, "time between attempts to take or renew the Lease")
 	return cmd
 }
 
@@ -135,8 +148,19 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var store *cluster.Store
 	if fromAPI {
-		var err error
-		if store, err = NewKubeStore(ctx, o.Kubeconfig, log); err != nil {
+		// /readyz answers false until the caches have synced.
+		stopUnsynced, err := serveUnsynced(o.StatusAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		kc := KubeConfig{Kubeconfig: o.Kubeconfig, Logger: log}
+		if o.LeaderElect {
+			e := o.Election
+			kc.Elect = &e
+		}
+		store, _, err = OpenKube(ctx, kc)
+		stopUnsynced()
+		if err != nil {
 			return err
 		}
 	} else {
