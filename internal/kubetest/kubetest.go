@@ -6,7 +6,8 @@
 // and a kubeconfig written beside them. Everything is stopped and removed
 // when the test ends, also on failure. Tests skip, saying why, when the
 // binaries are missing. It only runs the peers: it holds no Switchboard
-// logic and is imported only by _test.go files.
+// logic and is imported only by _test.go files and by benchmark programs
+// under bench/ (through StartProgram).
 package kubetest
 
 import (
@@ -163,11 +164,7 @@ func Start(t testing.TB) *Cluster {
 	}
 	c := &Cluster{t: t, Dir: dir}
 	t.Cleanup(func() {
-		c.mu.Lock()
-		api, etcd := c.apiProc, c.etcdProc
-		c.mu.Unlock()
-		api.stop(10 * time.Second)
-		etcd.stop(10 * time.Second)
+		api, etcd := c.stopProcs()
 		if t.Failed() {
 			for _, p := range []*proc{api, etcd} {
 				if p != nil {
@@ -181,6 +178,43 @@ func Start(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// StartProgram is Start for a program that is not a test (a benchmark
+// under bench/): it returns an error instead of skipping or failing (also
+// when the binaries are missing), and stop, never nil and safe to call
+// more than once, stops both processes and removes the directory.
+func StartProgram() (c *Cluster, stop func(), err error) {
+	if m := Missing(); m != "" {
+		return nil, func() {}, fmt.Errorf("no real API server: %s not built (./test.sh builds them with tools/k8s/build.sh)", m)
+	}
+	dir, err := os.MkdirTemp("", "kubetest-")
+	if err != nil {
+		return nil, func() {}, err
+	}
+	c = &Cluster{Dir: dir}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			c.stopProcs()
+			_ = os.RemoveAll(dir)
+		})
+	}
+	if err := c.start(); err != nil {
+		stop()
+		return nil, stop, err
+	}
+	return c, stop, nil
+}
+
+// stopProcs stops kube-apiserver, then etcd, and returns them.
+func (c *Cluster) stopProcs() (api, etcd *proc) {
+	c.mu.Lock()
+	api, etcd = c.apiProc, c.etcdProc
+	c.mu.Unlock()
+	api.stop(10 * time.Second)
+	etcd.stop(10 * time.Second)
+	return api, etcd
 }
 
 func (c *Cluster) start() error {
@@ -297,6 +331,7 @@ func (c *Cluster) StartAPIServer() error {
 		"--cert-dir", filepath.Join(d, "certs"),
 		"--token-auth-file", filepath.Join(d, "tokens.csv"),
 		"--authorization-mode", "RBAC",
+		"--allow-privileged=true", // the node DaemonSet of deploy/ is privileged, as kube-proxy's is
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", filepath.Join(d, "sa.key"),
 		"--service-account-signing-key-file", filepath.Join(d, "sa.key"),
