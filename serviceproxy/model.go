@@ -198,3 +198,25 @@ type DryRunner interface {
 func CategorizeEndpoints(endpoints []*Endpoint, svc *ServicePort, nodeName, zone string) (clusterEndpoints, localEndpoints, allReachableEndpoints []*Endpoint, hasAnyEndpoints bool) {
 	return categorize(endpoints, svc, nodeName, zone)
 }
+
+// HasIPv6 tells whether the state has an IPv6 node address or service
+// cluster IP: a mode that programs one family per table (iptables,
+// ip6tables; ipsets) must then program IPv6 too.
+func (s *State) HasIPv6() bool {
+	for _, ip := range s.Node.IPs {
+		if ip.Unmap().Is6() {
+			return true
+		}
+	}
+	for _, svc := range s.Services {
+		if svc == nil {
+			continue
+		}
+		for _, ip := range svc.ClusterIPs {
+			if ip.Unmap().Is6() {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -206,25 +206,7 @@ func (p *Proxier) paramsFor(state *serviceproxy.State, ipv6 bool, conntrackTCPLi
 // a service or the node has an IPv6 address, or an earlier sync
 // programmed IPv6 (its rules must then be kept up to date or removed).
 func (p *Proxier) needsIPv6(state *serviceproxy.State) bool {
-	if p.families[1] != nil {
-		return true
-	}
-	for _, ip := range state.Node.IPs {
-		if ip.Unmap().Is6() {
-			return true
-		}
-	}
-	for _, svc := range state.Services {
-		if svc == nil {
-			continue
-		}
-		for _, ip := range svc.ClusterIPs {
-			if ip.Unmap().Is6() {
-				return true
-			}
-		}
-	}
-	return false
+	return p.families[1] != nil || state.HasIPv6()
 }
 
 // Render returns what a first Sync of state would feed to

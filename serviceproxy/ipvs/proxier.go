@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/switchboard-dev/switchboard/serviceproxy"
+	"github.com/switchboard-dev/switchboard/serviceproxy/iptables"
 )
 
 // ModeName is the proxy mode this package registers.
@@ -24,7 +25,7 @@ const ModeName = "ipvs"
 
 // DefaultMasqueradeBit is kube-proxy's --iptables-masquerade-bit default:
 // the mark 0x4000.
-const DefaultMasqueradeBit = 14
+const DefaultMasqueradeBit = iptables.DefaultMasqueradeBit
 
 func init() {
 	serviceproxy.RegisterMode(ModeName, func(mc serviceproxy.ModeConfig) (serviceproxy.Backend, error) {
@@ -228,28 +229,8 @@ func (p *Proxier) paramsFor(state *serviceproxy.State, hostAddrs []netip.Addr) p
 			pr.nodePortIPs[fi] = append(pr.nodePortIPs[fi], ip)
 		}
 	}
-	pr.ipv6 = p.v6 || needsIPv6(state)
+	pr.ipv6 = p.v6 || state.HasIPv6()
 	return pr
-}
-
-// needsIPv6 tells whether the state has IPv6 service or node addresses.
-func needsIPv6(state *serviceproxy.State) bool {
-	for _, ip := range state.Node.IPs {
-		if isV6(ip) {
-			return true
-		}
-	}
-	for _, svc := range state.Services {
-		if svc == nil {
-			continue
-		}
-		for _, ip := range svc.ClusterIPs {
-			if isV6(ip) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Render returns what a first Sync of state would apply on a node
