@@ -141,12 +141,12 @@ func OriginsFromArgsOrServerBlock(args, serverBlockZones []string) []string {
 	return out
 }
 
-// NormalizeExact turns a zone argument into its zones: a dns:// scheme and
-// a :port are removed, a CIDR becomes its reverse zones (in-addr.arpa or
+// NormalizeExact turns a zone argument into its zones: a transport scheme
+// (dns://, tls://, ...) and a :port are removed, a CIDR becomes its reverse zones (in-addr.arpa or
 // ip6.arpa, split on label boundaries), a name becomes lower case and fully
 // qualified. Invalid input gives nil.
 func NormalizeExact(s string) []string {
-	s = strings.TrimPrefix(s, "dns://")
+	_, s = TransportPrefix(s)
 	hosts, _, err := SplitHostPort(s)
 	if err != nil {
 		return nil
@@ -155,6 +155,17 @@ func NormalizeExact(s string) []string {
 		hosts[i] = Name(hosts[i]).Normalize()
 	}
 	return hosts
+}
+
+// TransportPrefix splits a "scheme://" prefix off s as CoreDNS's
+// plugin/pkg/parse.Transport does: "dns" when there is none.
+func TransportPrefix(s string) (trans, addr string) {
+	for _, t := range []string{"tls", "dns", "quic", "grpc", "h3", "https", "unix"} {
+		if strings.HasPrefix(s, t+"://") {
+			return t, s[len(t)+3:]
+		}
+	}
+	return "dns", s
 }
 
 // Name is a domain name that can be compared with others.

@@ -45,7 +45,7 @@ func origins(args, serverBlock []string) []string {
 	}
 	var out []string
 	for _, a := range args {
-		out = append(out, normalizeExact(a)...)
+		out = append(out, plugin.NormalizeExact(a)...)
 	}
 	return out
 }

@@ -103,7 +103,7 @@ func parseStanza(c *dnsserver.Controller, m *metrics, logger *slog.Logger) (*For
 		return nil, c.ArgErr()
 	}
 	origFrom := f.from
-	zones := normalizeExact(f.from)
+	zones := plugin.NormalizeExact(f.from)
 	if len(zones) == 0 {
 		return nil, c.Errf("unable to normalize '%s'", f.from)
 	}
@@ -137,7 +137,7 @@ func parseStanza(c *dnsserver.Controller, m *metrics, logger *slog.Logger) (*For
 	transports := make([]string, len(toHosts))
 	for i, hostWithZone := range toHosts {
 		host, serverName := splitZone(hostWithZone)
-		trans, h := transportPrefix(host)
+		trans, h := plugin.TransportPrefix(host)
 		if trans != transDNS && trans != transTLS {
 			return nil, fmt.Errorf("%s:%d - Error during parsing: '%s' is not supported as a destination protocol in forward: %s", c.File(), toLine, trans, host)
 		}
@@ -192,7 +192,7 @@ func parseBlock(c *dnsserver.Controller, f *Forward) error {
 			return c.ArgErr()
 		}
 		for _, name := range ignore {
-			f.ignored = append(f.ignored, normalizeExact(name)...)
+			f.ignored = append(f.ignored, plugin.NormalizeExact(name)...)
 		}
 	case "max_fails":
 		if !c.NextArg() {
@@ -363,7 +363,7 @@ func parseBlock(c *dnsserver.Controller, f *Forward) error {
 func hostPortOrFile(s ...string) ([]string, error) {
 	var servers []string
 	for _, h := range s {
-		trans, host := transportPrefix(h)
+		trans, host := plugin.TransportPrefix(h)
 		if host == "" {
 			return servers, fmt.Errorf("invalid address: %q", h)
 		}

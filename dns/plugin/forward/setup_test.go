@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/switchboard-dev/switchboard/dns/plugin"
 )
 
 func TestSetup(t *testing.T) {
@@ -269,8 +271,8 @@ func TestNormalizeExact(t *testing.T) {
 		{"fd00::/15", []string{"0.0.d.f.ip6.arpa.", "1.0.d.f.ip6.arpa."}},
 	}
 	for _, tc := range tests {
-		if got := normalizeExact(tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("normalizeExact(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := plugin.NormalizeExact(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("plugin.NormalizeExact(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
