@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-dev/switchboard/dns/dnstest"
 	_ "github.com/switchboard-dev/switchboard/dns/plugin/any"
 )
 
@@ -18,7 +19,7 @@ import (
 // answers, Extended DNS Errors included, and no answer where CoreDNS
 // drops.
 func TestDifferentialCoreDNS(t *testing.T) {
-	corednsBinary(t) // skips when there is none
+	dnstest.CoreDNSBinary(t) // skips when there is none
 	corefile := `example.org:PORT {
   bind 127.0.0.1
   acl {
@@ -48,7 +49,7 @@ example.net:PORT {
   }
 }
 `
-	theirs := startCoreDNS(t, corefile)
+	theirs := dnstest.StartCoreDNS(t, corefile)
 	ours := startCorefile(t, strings.ReplaceAll(corefile, ":PORT", ""), prometheus.NewRegistry())
 
 	c := &dns.Client{Timeout: 2 * time.Second}
@@ -86,7 +87,7 @@ example.net:PORT {
 				if err != nil {
 					t.Fatalf("ours %s %s: %v", name, dns.TypeToString[qt], err)
 				}
-				if g, w := summary(got), summary(want); g != w {
+				if g, w := dnstest.Summary(got), dnstest.Summary(want); g != w {
 					t.Errorf("%s %s edns=%v differs\nours:\n%s\nCoreDNS:\n%s", name, dns.TypeToString[qt], edns, g, w)
 				}
 			}

@@ -8,13 +8,14 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchboard-dev/switchboard/dns/dnstest"
 )
 
 // TestDifferentialCoreDNS serves one hosts file and inline entries from
 // the same Corefile with the real CoreDNS 1.14 and with ours, and
 // requires the same answers to the same queries.
 func TestDifferentialCoreDNS(t *testing.T) {
-	corednsBinary(t) // skips when there is none
+	dnstest.CoreDNSBinary(t) // skips when there is none
 	path := filepath.Join(t.TempDir(), "hosts")
 	writeFile(t, path, hostsExample)
 	corefile := `example.org:PORT {
@@ -45,7 +46,7 @@ in-addr.arpa:PORT ip6.arpa:PORT {
   hosts ` + path + `
 }
 `
-	theirs := startCoreDNS(t, corefile)
+	theirs := dnstest.StartCoreDNS(t, corefile)
 	ours := startInstance(t, strings.ReplaceAll(corefile, ":PORT", ""))
 
 	names := []string{"example.org.", "EXAMPLE.com.", "localhost.", "zoned.example.org.", "mixed.case.example.org.", "multi.example.org.",
@@ -63,7 +64,7 @@ in-addr.arpa:PORT ip6.arpa:PORT {
 			if err != nil {
 				t.Fatalf("ours %s %s: %v", name, dns.TypeToString[qt], err)
 			}
-			if g, w := summary(got), summary(want); g != w {
+			if g, w := dnstest.Summary(got), dnstest.Summary(want); g != w {
 				t.Errorf("%s %s differs\nours:\n%s\nCoreDNS:\n%s", name, dns.TypeToString[qt], g, w)
 			}
 		}

@@ -1,4 +1,4 @@
-package acl
+package dnstest
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// corednsBinary finds the real CoreDNS used as a differential oracle:
+// CoreDNSBinary finds the real CoreDNS used as a differential oracle:
 // $SWITCHBOARD_COREDNS, else <module root>/.bin/coredns.
-func corednsBinary(t *testing.T) string {
+func CoreDNSBinary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("SWITCHBOARD_COREDNS"); p != "" {
 		return p
@@ -41,8 +41,8 @@ func corednsBinary(t *testing.T) string {
 	}
 }
 
-// freePort returns a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) string {
+// FreePort returns a port free for both UDP and TCP on 127.0.0.1.
+func FreePort(t testing.TB) string {
 	t.Helper()
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -62,12 +62,12 @@ func freePort(t *testing.T) string {
 	return ""
 }
 
-// startCoreDNS runs the real CoreDNS with corefile, in which "PORT" is
+// StartCoreDNS runs the real CoreDNS with corefile, in which "PORT" is
 // replaced by a free port, and returns its address once it answers.
-func startCoreDNS(t *testing.T, corefile string) string {
+func StartCoreDNS(t testing.TB, corefile string) string {
 	t.Helper()
-	bin := corednsBinary(t)
-	port := freePort(t)
+	bin := CoreDNSBinary(t)
+	port := FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(corefile, "PORT", port)), 0o644); err != nil {
@@ -100,8 +100,8 @@ func startCoreDNS(t *testing.T, corefile string) string {
 	}
 }
 
-// summary is what two servers' answers must agree on.
-func summary(m *dns.Msg) string {
+// Summary is what two servers' answers must agree on.
+func Summary(m *dns.Msg) string {
 	sec := func(rrs []dns.RR) string {
 		var out []string
 		for _, r := range rrs {
