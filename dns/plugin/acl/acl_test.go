@@ -343,7 +343,7 @@ func TestRealServer(t *testing.T) {
 		drop type TXT net 127.0.0.1
 		allow net *
 	}`, nil, nil)
-	addr := serve(t, a)
+	addr := dnstest.ServeHandler(t, a)
 
 	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
 	tests := []struct {
@@ -391,7 +391,7 @@ func TestDig(t *testing.T) {
 		block type A net 127.0.0.1
 		filter type AAAA net 127.0.0.1
 	}`, nil, nil)
-	host, port, _ := net.SplitHostPort(serve(t, a))
+	host, port, _ := net.SplitHostPort(dnstest.ServeHandler(t, a))
 	tests := []struct {
 		name string
 		qt   string

@@ -88,7 +88,7 @@ func TestDig(t *testing.T) {
 	if err != nil {
 		t.Skip("dig not installed (Debian bind9-dnsutils; ./test.sh installs it)")
 	}
-	host, port, _ := net.SplitHostPort(serve(t, Any{Next: next}))
+	host, port, _ := net.SplitHostPort(dnstest.ServeHandler(t, Any{Next: next}))
 	for _, tcp := range []bool{false, true} {
 		args := []string{"@" + host, "-p", port, "+tries=1", "+time=2", "+noall", "+answer", "ANY", "example.org"}
 		if tcp {

@@ -280,7 +280,7 @@ func TestReload(t *testing.T) {
 	h := newHosts(t, "hosts "+path+" {\n reload 20ms\n 10.9.9.9 inline.example.org\n fallthrough\n}", nil, reg)
 	h.startReload()
 	t.Cleanup(h.stopReload)
-	addr := serve(t, h)
+	addr := dnstest.ServeHandler(t, h)
 
 	query := func(name string) []string {
 		m, err := dns.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), addr)
