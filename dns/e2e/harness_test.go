@@ -28,7 +28,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
@@ -175,28 +174,12 @@ func startNode(t *testing.T, a addrs, manifests, corefile string) *node {
 	go func() { _ = n.cmd.Wait(); close(n.exited) }()
 
 	sock := filepath.Join(n.stateDir, "api.sock")
-	cfg := &rest.Config{
-		Host: "http://localhost",
-		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-		QPS: 1000, Burst: 1000,
-	}
-	c, err := kubernetes.NewForConfig(cfg)
+	c, hc, err := testutil.LocalAPI(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.client = c
-	hc := &http.Client{Transport: &http.Transport{DialContext: cfg.Dial}, Timeout: 2 * time.Second}
-	n.waitFor(30*time.Second, "the local API to be ready", func() bool {
-		resp, err := hc.Get("http://localhost/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	n.waitFor(30*time.Second, "the local API to be ready", func() bool { return testutil.Ready(hc) })
 
 	// Where cluster DNS answers: the kube-dns Service's cluster IP, and
 	// the port its dns port targets (53 as root, 1053 otherwise).
