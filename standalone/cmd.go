@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,7 @@ func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func()
 		publishedDNS string
 		nodes        int
 		overlay      string
+		cniChain     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "up -f FILE_OR_DIR [-f ...]",
@@ -50,12 +52,15 @@ node follows. Ctrl-C stops everything.
 Pods run their containers' command and args as host processes; images are
 not pulled. A command "switchboard" runs this binary (see switchboard demo).
 
+As root, up runs the netns sandbox (below) unless --network loopback is
+given; as any other user, the loopback sandbox.
+
 The loopback sandbox needs no root: pods get addresses in 127.244.0.0/16 and
 services in 127.96.0.0/16 (all of 127.0.0.0/8 is local on Linux). The service
 proxy (userspace mode here) listens on every cluster IP and port, and on the
 node address for NodePorts, and spreads connections over ready endpoints.
 
---network netns (root) runs the node in a network namespace of its own
+The netns sandbox (root; --network netns) runs the node in a network namespace of its own
 (sb-NODE, see "ip netns list"), the way kind puts a node in a container, and
 every pod in its own network namespace attached to the node's bridge by the
 switchboard CNI plugin (conflist in STATE_DIR/cni/net.d; the lexically first
@@ -77,10 +82,14 @@ and the next start removes what a crash left.`,
 			}
 			var nodeNetNS string
 			var clusterNodes []ClusterNode
+			auto := network == NetworkAuto
+			if auto {
+				network = autoNetwork()
+			}
 			switch network {
 			case NetworkLoopback:
 				if nodes > 1 {
-					return errors.New("--nodes: several nodes need --network netns (root)")
+					return errors.New("--nodes: several nodes need the netns sandbox (--network netns, as root)")
 				}
 			case NetworkNetNS:
 				// The loopback defaults do not apply: Up picks the
@@ -102,6 +111,9 @@ and the next start removes what a crash left.`,
 						return err
 					}
 					pc = spec.nodes[0].PodCIDR
+					if auto {
+						fmt.Fprintln(cmd.OutOrStdout(), "running as root: the netns sandbox (--network loopback runs the rootless one)")
+					}
 					req := publishRequest{API: apiAddr}
 					if !noIngress {
 						req.IngressHTTP, req.IngressHTTPS = ingHTTP, ingHTTPS
@@ -133,7 +145,7 @@ and the next start removes what a crash left.`,
 					publishedDNS = got.DNS
 				}
 			default:
-				return fmt.Errorf("--network %q: unknown (loopback, netns)", network)
+				return fmt.Errorf("--network %q: unknown (auto, loopback, netns)", network)
 			}
 			dir := *stateDir
 			if dir == "" {
@@ -169,6 +181,7 @@ and the next start removes what a crash left.`,
 				PublishedDNS:     publishedDNS,
 				Nodes:            clusterNodes,
 				Overlay:          overlay,
+				CNIChain:         cniChain,
 				Out:              cmd.OutOrStdout(),
 				Logger:           logger(),
 			})
@@ -180,8 +193,9 @@ and the next start removes what a crash left.`,
 	f.StringVar(&podCIDR, "pod-cidr", DefaultPodCIDR.String(), "range of pod addresses")
 	f.StringVar(&serviceCIDR, "service-cidr", DefaultServiceCIDR.String(), "range of service cluster IPs (its tenth address is cluster DNS)")
 	f.StringVar(&apiAddr, "api-addr", "", "also serve the local API on this TCP address, e.g. 127.0.0.1:8001 (--network netns: published on the host)")
-	f.StringVar(&network, "network", NetworkLoopback, "pod sandbox: loopback (no root needed) or netns (root: the node in a network namespace of its own, every pod in its own, through the CNI plugin; pods 10.244.0.0/16 and services 10.96.0.0/16 unless set)")
+	f.StringVar(&network, "network", NetworkAuto, "pod sandbox: auto (netns as root, else loopback), loopback (no root needed) or netns (root: the node in a network namespace of its own, every pod in its own, through the CNI plugin; pods 10.244.0.0/16 and services 10.96.0.0/16 unless set)")
 	f.IntVar(&nodes, "nodes", 1, "--network netns: run this many nodes (namespaces sb-NAME-1..N joined by a bridge in sb-NAME-fabric, NAME being --node-name, default \"node\" then), each with a /24 of the pod range")
+	f.StringSliceVar(&cniChain, "cni-chain", nil, "netns sandbox: CNI plugins the node's conflist runs after ours, from /usr/lib/cni or /opt/cni/bin (e.g. portmap: containers' hostPorts on the node address)")
 	f.StringVar(&overlay, "overlay", sandbox.OverlayVXLAN, "--nodes N: how pods reach pods on other nodes: vxlan (an overlay) or host-gw (routes)")
 	f.StringVar(&clusterDom, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	f.StringVar(&corefile, "corefile", "", "serve cluster DNS with this Corefile instead of the built-in kube-dns one")
@@ -194,6 +208,15 @@ and the next start removes what a crash left.`,
 	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox, nftables in the netns sandbox), userspace, nftables (netns only), none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd
+}
+
+// autoNetwork is the sandbox of `--network auto`: netns as root (and in
+// the child a netns parent started), the rootless loopback one otherwise.
+func autoNetwork() string {
+	if os.Geteuid() == 0 || os.Getenv(EnvNodeNetNS) != "" {
+		return NetworkNetNS
+	}
+	return NetworkLoopback
 }
 
 // clusterSpec is the nodes of `up --network netns`: one named name, or

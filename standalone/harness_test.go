@@ -78,7 +78,7 @@ func startNode(t *testing.T, paths ...string) *testNode {
 		stderr:   &syncBuffer{},
 		exited:   make(chan struct{}),
 	}
-	args := []string{"up", "--state-dir", n.stateDir, "--node-name", n.name,
+	args := []string{"up", "--network", "loopback", "--state-dir", n.stateDir, "--node-name", n.name,
 		"--pod-cidr", n.podCIDR, "--service-cidr", fmt.Sprintf("127.51.%d.0/24", r), "--log-level", "debug",
 		// The node's own address, free ports: tests run side by side.
 		"--ingress-http-addr", fmt.Sprintf("127.50.%d.1:0", r), "--ingress-https-addr", fmt.Sprintf("127.50.%d.1:0", r)}

@@ -38,6 +38,9 @@ import (
 const (
 	NetworkLoopback = "loopback"
 	NetworkNetNS    = "netns"
+	// NetworkAuto, the flag's default, is netns as root and loopback
+	// otherwise.
+	NetworkAuto = "auto"
 )
 
 // EnvNodeNetNS tells a re-executed `up` that it runs inside this node

@@ -54,6 +54,20 @@ spec:
 apiVersion: v1
 kind: Pod
 metadata:
+  name: published
+spec:
+  containers:
+    - name: web
+      image: switchboard/demo
+      command: ["switchboard", "demo", "http", "--port", "8080"]
+      env:
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
+      ports: [{name: http, containerPort: 8080, hostPort: 18080}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
   name: client
 spec:
   hostAliases:
@@ -93,9 +107,11 @@ spec:
                 port: {name: http}
 `
 
-// rootNetState is what the host's namespace shows of networking: the
-// nftables ruleset, the links and the named namespaces of a node.
-func rootNetState(t *testing.T) (ruleset, links string) {
+// hostState is what the host's namespace shows of networking: the
+// nftables ruleset and the links.
+type hostState struct{ ruleset, links string }
+
+func rootNetState(t *testing.T) hostState {
 	t.Helper()
 	r, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
 	if err != nil {
@@ -105,7 +121,31 @@ func rootNetState(t *testing.T) (ruleset, links string) {
 	if err != nil {
 		t.Fatalf("ip link: %v\n%s", err, l)
 	}
-	return string(r), string(l)
+	return hostState{string(r), string(l)}
+}
+
+// checkNothingRemains checks, after an `up` stopped, that no namespace or
+// mount of node base (or of its nodes base-1..N and fabric) is left and
+// that the host's ruleset and links are as they were before it started.
+func checkNothingRemains(t *testing.T, base string, before hostState) {
+	t.Helper()
+	if left := nodeNamespaces(base); len(left) > 0 {
+		t.Errorf("namespaces left: %v", left)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), sandbox.NodeNamespaceName(base)) {
+		t.Errorf("mounts left:\n%s", mi)
+	}
+	after := rootNetState(t)
+	if after.ruleset != before.ruleset {
+		t.Errorf("the host's nftables ruleset changed:\nbefore:\n%s\nafter:\n%s", before.ruleset, after.ruleset)
+	}
+	if after.links != before.links {
+		t.Errorf("the host's links changed:\nbefore:\n%s\nafter:\n%s", before.links, after.links)
+	}
+	if pids := podProcesses(base, ""); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
+	}
 }
 
 func nodeNamespaces(node string) []string {
@@ -132,7 +172,7 @@ func TestUpNetNS(t *testing.T) {
 			t.Fatalf("%s not found: apt-get install %s", tool, pkg)
 		}
 	}
-	rulesBefore, linksBefore := rootNetState(t)
+	before := rootNetState(t)
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(netnsFixture), 0o644); err != nil {
@@ -160,8 +200,8 @@ func TestUpNetNS(t *testing.T) {
 	hostIP := fmt.Sprintf("127.53.%d.%d", rand.IntN(250), 1+rand.IntN(250))
 	n.launch([]string{"up", "--network", "netns", "--state-dir", n.stateDir, "--node-name", n.name, "--log-level", "debug",
 		"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0",
-		"--api-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0", "-f", dir})
-	n.waitPodsReady("default", 3, 60*time.Second)
+		"--api-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0", "--cni-chain", "portmap", "-f", dir})
+	n.waitPodsReady("default", 4, 60*time.Second)
 	n.waitFor(30*time.Second, "both web endpoints ready", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 2 })
 	if _, err := os.Stat(leftover); !os.IsNotExist(err) || !strings.Contains(n.stdout.String(), "removed 1 network namespaces a previous run") {
 		t.Errorf("the leftover namespace %s should be removed at start (stat: %v); stdout:\n%s", leftover, err, n.stdout.String())
@@ -244,6 +284,28 @@ func TestUpNetNS(t *testing.T) {
 		out, err := exec.Command("ip", "netns", "exec", sandbox.NodeNamespaceName(n.name), "nft", "list", "tables").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "table ip switchboard") {
 			t.Fatalf("node namespace tables: %v\n%s", err, out)
+		}
+	})
+
+	// The reference portmap, chained by --cni-chain, gets the pod's
+	// hostPort as containerd passes it (the portMappings capability) and
+	// DNATs the node address's port 18080 to the pod.
+	t.Run("hostPort through the chained portmap plugin", func(t *testing.T) {
+		conf, err := os.ReadFile(filepath.Join(n.stateDir, "cni", "net.d", sandbox.ConflistName))
+		if err != nil || !strings.Contains(string(conf), `"type": "portmap"`) {
+			t.Fatalf("generated conflist (%v):\n%s", err, conf)
+		}
+		node := n.pod("default", "published")
+		var got []byte
+		for i := 0; i < 20; i++ {
+			got, err = exec.Command("ip", "netns", "exec", sandbox.NodeNamespaceName(n.name), "curl", "-sS", "-m", "3", "http://"+node.Status.HostIP+":18080/").CombinedOutput()
+			if err == nil {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil || !strings.Contains(string(got), `"pod": "published"`) {
+			t.Fatalf("curl node address:18080: %v: %s", err, got)
 		}
 	})
 
@@ -375,28 +437,12 @@ func TestUpNetNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("nothing remains after stop", func(t *testing.T) {
-		if left := nodeNamespaces(n.name); len(left) > 0 {
-			t.Errorf("namespaces left: %v", left)
-		}
-		mi, _ := os.ReadFile("/proc/self/mountinfo")
-		if strings.Contains(string(mi), sandbox.NodeNamespaceName(n.name)) {
-			t.Errorf("mounts left:\n%s", mi)
-		}
-		rulesAfter, linksAfter := rootNetState(t)
-		if rulesAfter != rulesBefore {
-			t.Errorf("the host's nftables ruleset changed:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
-		}
-		if linksAfter != linksBefore {
-			t.Errorf("the host's links changed:\nbefore:\n%s\nafter:\n%s", linksBefore, linksAfter)
-		}
+		checkNothingRemains(t, n.name, before)
 		for _, a := range publishedAddrs {
 			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 				c.Close()
 				t.Errorf("published address %s still accepts connections", a)
 			}
-		}
-		if pids := podProcesses(n.name, ""); len(pids) > 0 {
-			t.Errorf("processes left: %v", pids)
 		}
 	})
 }

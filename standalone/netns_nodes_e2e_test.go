@@ -80,7 +80,7 @@ func TestUpNetNSNodes(t *testing.T) {
 	}
 	for _, overlay := range []string{sandbox.OverlayVXLAN, sandbox.OverlayHostGW} {
 		t.Run(overlay, func(t *testing.T) {
-			rulesBefore, linksBefore := rootNetState(t)
+			before := rootNetState(t)
 			base := fmt.Sprintf("m%d-%d", os.Getpid()%100000, rand.IntN(100000))
 			var names []string
 			for i := 1; i <= 3; i++ {
@@ -176,23 +176,7 @@ func TestUpNetNSNodes(t *testing.T) {
 			if err := n.stop(30 * time.Second); err != nil {
 				t.Fatal(err)
 			}
-			entries, _ := os.ReadDir(sandbox.NetnsDir)
-			for _, e := range entries {
-				if strings.HasPrefix(e.Name(), sandbox.NodeNamespaceName(base)) {
-					t.Errorf("namespace %s left", e.Name())
-				}
-			}
-			mi, _ := os.ReadFile("/proc/self/mountinfo")
-			if strings.Contains(string(mi), sandbox.NodeNamespaceName(base)) {
-				t.Errorf("mounts left:\n%s", mi)
-			}
-			rulesAfter, linksAfter := rootNetState(t)
-			if rulesAfter != rulesBefore {
-				t.Errorf("the host's nftables ruleset changed:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
-			}
-			if linksAfter != linksBefore {
-				t.Errorf("the host's links changed:\nbefore:\n%s\nafter:\n%s", linksBefore, linksAfter)
-			}
+			checkNothingRemains(t, base, before)
 		})
 	}
 }

@@ -62,7 +62,10 @@ type Config struct {
 	// Network is the pod sandbox: NetworkLoopback (default) or
 	// NetworkNetNS, which needs NodeNetNS: the node network namespace this
 	// process runs in (see runNetNSParent).
-	Network   string
+	Network string
+	// CNIChain lists plugins the netns sandbox's conflist chains after
+	// ours (e.g. "portmap" for hostPorts); see sandbox.NetNSConfig.Chain.
+	CNIChain  []string
 	NodeNetNS string
 	// Cluster DNS: the zone (default cluster.local), a Corefile of the
 	// user's instead of the kube-dns one, the port (0: 53 when it can be
@@ -210,6 +213,7 @@ func Up(ctx context.Context, cfg Config) error {
 				StateDir:     m.stateDir,
 				PodCIDR:      cn.PodCIDR,
 				PluginBinary: cfg.Executable,
+				Chain:        cfg.CNIChain,
 				DNS:          sandbox.DNSConfig{ClusterDNS: dnsIPs, ClusterDomain: cfg.ClusterDomain},
 				Logger:       log.With("component", "sandbox", "node", cn.Name),
 			})

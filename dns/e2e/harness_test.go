@@ -152,7 +152,7 @@ func startNode(t *testing.T, a addrs, manifests, corefile string) *node {
 		stderr:   &testutil.SyncBuffer{},
 		exited:   make(chan struct{}),
 	}
-	args := []string{"up", "--state-dir", n.stateDir, "--node-name", n.name,
+	args := []string{"up", "--network", "loopback", "--state-dir", n.stateDir, "--node-name", n.name,
 		"--pod-cidr", a.podCIDR, "--service-cidr", a.svcCIDR,
 		"--log-level", "debug", "-f", manifests, "--corefile", corefile}
 	n.cmd = exec.Command(binary, args...)

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
@@ -71,6 +73,12 @@ type NetNSConfig struct {
 	// CNIBinDirs are searched for other plugins after the node's own;
 	// default DefaultCNIBinDirs.
 	CNIBinDirs []string
+	// Chain lists plugins (by type, e.g. "portmap", "bandwidth") that the
+	// generated conflist runs after ours, found in CNIBinDirs, each with
+	// the capabilities kubelet's runtimes fill in (see ChainCapabilities).
+	// The conflist's cniVersion is then the newest every plugin of the
+	// chain supports (their VERSION).
+	Chain []string
 	// Bridge names the node's bridge; default DefaultBridge.
 	Bridge string
 	MTU    int // 0: the kernel's default
@@ -187,6 +195,7 @@ func NewNetNS(cfg NetNSConfig) (*NetNS, error) {
 			return nil, fmt.Errorf("netns sandbox: plugin bin dir: %w", err)
 		}
 	}
+	s.cni = libcni.NewCNIConfigWithCacheDir(append([]string{s.binDir}, cfg.CNIBinDirs...), filepath.Join(abs, "cni", "cache"), nil)
 	conf, err := s.conflist()
 	if err != nil {
 		return nil, err
@@ -194,7 +203,6 @@ func NewNetNS(cfg NetNSConfig) (*NetNS, error) {
 	if err := os.WriteFile(filepath.Join(s.confDir, ConflistName), conf, 0o644); err != nil {
 		return nil, fmt.Errorf("netns sandbox: %w", err)
 	}
-	s.cni = libcni.NewCNIConfigWithCacheDir(append([]string{s.binDir}, cfg.CNIBinDirs...), filepath.Join(abs, "cni", "cache"), nil)
 	if err := InNetNS(cfg.NodeNetNS, s.ensureBridge); err != nil {
 		return nil, fmt.Errorf("netns sandbox: bridge %s in %s: %w", cfg.Bridge, cfg.NodeNetNS, err)
 	}
@@ -218,15 +226,96 @@ func (s *NetNS) conflist() ([]byte, error) {
 	if s.cfg.MTU > 0 {
 		plugin["mtu"] = s.cfg.MTU
 	}
+	plugins := []any{plugin}
+	version := "1.1.0"
+	if len(s.cfg.Chain) > 0 {
+		var versions [][]string
+		for _, name := range s.cfg.Chain {
+			if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+				return nil, fmt.Errorf("netns sandbox: chained CNI plugin %q: not a plugin name", name)
+			}
+			info, err := s.cni.GetVersionInfo(context.Background(), name)
+			if err != nil {
+				return nil, fmt.Errorf("netns sandbox: chained CNI plugin %q (searched %s): %w", name, strings.Join(s.cfg.CNIBinDirs, ", "), err)
+			}
+			versions = append(versions, info.SupportedVersions())
+			p := map[string]any{"type": name}
+			if caps := ChainCapabilities[name]; len(caps) > 0 {
+				m := map[string]bool{}
+				for _, c := range caps {
+					m[c] = true
+				}
+				p["capabilities"] = m
+			}
+			plugins = append(plugins, p)
+		}
+		if version = commonCNIVersion(versions); version == "" {
+			return nil, fmt.Errorf("netns sandbox: chained CNI plugins %v: none of CNI %s is supported by all of them", s.cfg.Chain, strings.Join(conflistVersions, ", "))
+		}
+	}
 	b, err := json.MarshalIndent(map[string]any{
-		"cniVersion": "1.1.0",
+		"cniVersion": version,
 		"name":       NetworkName,
-		"plugins":    []any{plugin},
+		"plugins":    plugins,
 	}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// ChainCapabilities are the runtime capabilities a chained plugin is
+// given in the generated conflist, as kubelet's runtimes fill them:
+// portMappings from the containers' hostPorts.
+var ChainCapabilities = map[string][]string{
+	"portmap": {"portMappings"},
+}
+
+// conflistVersions are the CNI versions the generated conflist may
+// declare, newest first (our plugin speaks all of them).
+var conflistVersions = []string{"1.1.0", "1.0.0"}
+
+// commonCNIVersion is the newest of conflistVersions in every list ("":
+// none).
+func commonCNIVersion(supported [][]string) string {
+	for _, v := range conflistVersions {
+		all := true
+		for _, list := range supported {
+			if !slices.Contains(list, v) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return v
+		}
+	}
+	return ""
+}
+
+// portMappings is the portMappings capability argument of a pod, as
+// kubelet's runtimes (containerd, CRI-O) build it from the containers'
+// ports that have a hostPort.
+func portMappings(pod *corev1.Pod) []map[string]any {
+	var out []map[string]any
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := p.Protocol
+			if proto == "" {
+				proto = corev1.ProtocolTCP
+			}
+			out = append(out, map[string]any{
+				"hostPort":      p.HostPort,
+				"containerPort": p.ContainerPort,
+				"protocol":      strings.ToLower(string(proto)),
+				"hostIP":        p.HostIP,
+			})
+		}
+	}
+	return out
 }
 
 // ensureBridge creates the bridge with the node's address, up (in the
@@ -345,6 +434,9 @@ func (s *NetNS) Setup(ctx context.Context, pod *corev1.Pod) (Network, error) {
 				{"K8S_POD_INFRA_CONTAINER_ID", string(pod.UID)},
 				{"K8S_POD_UID", string(pod.UID)},
 			},
+		}
+		if pm := portMappings(pod); len(pm) > 0 {
+			p.rt.CapabilityArgs = map[string]any{"portMappings": pm}
 		}
 		var res cnitypes.Result
 		err = InNetNS(s.cfg.NodeNetNS, func() error {

@@ -54,7 +54,7 @@ func Start(bin, dir, manifest string) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Dir: dir, log: logf}
-	n.Cmd = exec.Command(bin, "up", "-f", mdir, "--state-dir", state, "--node-name", "bench",
+	n.Cmd = exec.Command(bin, "up", "--network", "loopback", "-f", mdir, "--state-dir", state, "--node-name", "bench",
 		"--pod-cidr", "127.60.0.0/16", "--service-cidr", "127.61.0.0/16", "--ready-timeout", "10m", "--log-level", "warn")
 	n.Cmd.Stdout, n.Cmd.Stderr = logf, logf
 	n.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,0 +1,98 @@
+package standalone
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-dev/switchboard/node/sandbox"
+)
+
+// TestQuickstartAsRoot runs the README's first command as root, with no
+// --network flag: "As root, `up` uses the netns sandbox by default". From
+// a quickstart pod (entered with `switchboard exec`), the pod's
+// resolv.conf is kubelet's, `getent hosts web` resolves through cluster
+// DNS and `curl http://web/` reaches a web pod through the nftables
+// service proxy; after Ctrl-C no namespace, mount, link, rule or process
+// remains.
+func TestQuickstartAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the netns sandbox (up's default as root) needs root")
+	}
+	before := rootNetState(t)
+	n := &testNode{
+		t:        t,
+		name:     fmt.Sprintf("qs%d-%d", os.Getpid()%100000, rand.IntN(100000)),
+		stateDir: t.TempDir(),
+		stdout:   &syncBuffer{},
+		stderr:   &syncBuffer{},
+		exited:   make(chan struct{}),
+	}
+	t.Cleanup(func() { _, _ = sandbox.RemoveNodeNamespaces(n.name) })
+	hostIP := fmt.Sprintf("127.55.%d.%d", rand.IntN(250), 1+rand.IntN(250))
+	n.launch([]string{"up", "-f", "../examples/quickstart", "--state-dir", n.stateDir, "--node-name", n.name,
+		"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0"})
+	n.waitPodsReady("default", 6, 60*time.Second)
+	n.waitFor(30*time.Second, "three web endpoints ready", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 3 })
+
+	out := n.stdout.String()
+	for _, want := range []string{
+		"running as root: the netns sandbox",
+		"node " + n.name + " (netns sandbox in network namespace " + sandbox.NetnsDir + "/" + sandbox.NodeNamespaceName(n.name),
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	web, err := n.client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsSvc, err := n.client.CoreV1().Services("kube-system").Get(context.Background(), "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		full := append([]string{"--state-dir", n.stateDir, "exec", "echo", "-c", "tcp", "--"}, args...)
+		b, err := exec.CommandContext(ctx, binary, full...).CombinedOutput()
+		return string(b), err
+	}
+
+	// kubelet: "nameserver = cluster DNS service IP, search
+	// <ns>.svc.<zone> svc.<zone> <zone>, options ndots:5".
+	got, err := exe("cat", "/etc/resolv.conf")
+	want := fmt.Sprintf("search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver %s\noptions ndots:5\n", dnsSvc.Spec.ClusterIP)
+	if err != nil || got != want {
+		t.Errorf("resolv.conf: %v\n%q\nwant\n%q", err, got, want)
+	}
+	got, err = exe("getent", "hosts", "web")
+	if f := strings.Fields(got); err != nil || len(f) < 2 || f[0] != web.Spec.ClusterIP || f[1] != "web.default.svc.cluster.local" {
+		t.Errorf("getent hosts web: %v: %q, want %s web.default.svc.cluster.local", err, got, web.Spec.ClusterIP)
+	}
+	var reached string
+	for i := 0; i < 10 && reached == ""; i++ {
+		got, err = exe("curl", "-sS", "-m", "5", "http://web/")
+		for _, p := range n.pods("default") {
+			if strings.HasPrefix(p.Name, "web-") && strings.Contains(got, `"pod": "`+p.Name+`"`) {
+				reached = p.Name
+			}
+		}
+	}
+	if reached == "" {
+		t.Errorf("curl http://web/ from pod echo reached no web pod: %v: %s", err, got)
+	}
+
+	if err := n.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	checkNothingRemains(t, n.name, before)
+}
