@@ -232,6 +232,16 @@ func (n *testNode) pod(ns, name string) *corev1.Pod {
 	return p
 }
 
+// service is a Service the test needs: it fails the test when absent.
+func (n *testNode) service(ns, name string) *corev1.Service {
+	n.t.Helper()
+	s, err := n.client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return s
+}
+
 func podReady(p *corev1.Pod) bool {
 	if p == nil || p.DeletionTimestamp != nil {
 		return false

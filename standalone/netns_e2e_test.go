@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
@@ -148,6 +147,21 @@ func checkNothingRemains(t *testing.T, base string, before hostState) {
 	}
 }
 
+// newNetNSNode is a node (not yet launched) named PREFIX<pid>-<random>,
+// whose namespaces are removed when the test ends, whatever happened.
+func newNetNSNode(t *testing.T, prefix string) *testNode {
+	n := &testNode{
+		t:        t,
+		name:     fmt.Sprintf("%s%d-%d", prefix, os.Getpid()%100000, rand.IntN(100000)),
+		stateDir: t.TempDir(),
+		stdout:   &syncBuffer{},
+		stderr:   &syncBuffer{},
+		exited:   make(chan struct{}),
+	}
+	t.Cleanup(func() { _, _ = sandbox.RemoveNodeNamespaces(n.name) })
+	return n
+}
+
 func nodeNamespaces(node string) []string {
 	var out []string
 	entries, _ := os.ReadDir(sandbox.NetnsDir)
@@ -178,18 +192,7 @@ func TestUpNetNS(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(netnsFixture), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{
-		t:        t,
-		name:     fmt.Sprintf("ns%d-%d", os.Getpid()%100000, rand.IntN(100000)),
-		stateDir: t.TempDir(),
-		stdout:   &syncBuffer{},
-		stderr:   &syncBuffer{},
-		exited:   make(chan struct{}),
-	}
-	t.Cleanup(func() {
-		// Whatever happened, nothing of the node stays.
-		_, _ = sandbox.RemoveNodeNamespaces(n.name)
-	})
+	n := newNetNSNode(t, "ns")
 	// What a crashed run leaves: the next start removes it.
 	leftover, err := sandbox.CreateNamedNetNS(sandbox.NodeNamespaceName(n.name) + "-p-leftover")
 	if err != nil {
@@ -206,14 +209,7 @@ func TestUpNetNS(t *testing.T) {
 	if _, err := os.Stat(leftover); !os.IsNotExist(err) || !strings.Contains(n.stdout.String(), "removed 1 network namespaces a previous run") {
 		t.Errorf("the leftover namespace %s should be removed at start (stat: %v); stdout:\n%s", leftover, err, n.stdout.String())
 	}
-	web, err := n.client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsSvc, err := n.client.CoreV1().Services("kube-system").Get(context.Background(), "kube-dns", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	web, dnsSvc := n.service("default", "web"), n.service("kube-system", "kube-dns")
 	client := n.pod("default", "client")
 	pids := podProcesses(n.name, "client")
 	if len(pids) == 0 {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
 
@@ -27,15 +25,7 @@ func TestQuickstartAsRoot(t *testing.T) {
 		t.Skip("the netns sandbox (up's default as root) needs root")
 	}
 	before := rootNetState(t)
-	n := &testNode{
-		t:        t,
-		name:     fmt.Sprintf("qs%d-%d", os.Getpid()%100000, rand.IntN(100000)),
-		stateDir: t.TempDir(),
-		stdout:   &syncBuffer{},
-		stderr:   &syncBuffer{},
-		exited:   make(chan struct{}),
-	}
-	t.Cleanup(func() { _, _ = sandbox.RemoveNodeNamespaces(n.name) })
+	n := newNetNSNode(t, "qs")
 	hostIP := fmt.Sprintf("127.55.%d.%d", rand.IntN(250), 1+rand.IntN(250))
 	n.launch([]string{"up", "-f", "../examples/quickstart", "--state-dir", n.stateDir, "--node-name", n.name,
 		"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0"})
@@ -51,14 +41,7 @@ func TestQuickstartAsRoot(t *testing.T) {
 			t.Fatalf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	web, err := n.client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsSvc, err := n.client.CoreV1().Services("kube-system").Get(context.Background(), "kube-dns", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	web, dnsSvc := n.service("default", "web"), n.service("kube-system", "kube-dns")
 	exe := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
