@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
 
@@ -142,7 +143,7 @@ func checkNothingRemains(t *testing.T, base string, before hostState) {
 	if after.links != before.links {
 		t.Errorf("the host's links changed:\nbefore:\n%s\nafter:\n%s", before.links, after.links)
 	}
-	if pids := podProcesses(base, ""); len(pids) > 0 {
+	if pids := testutil.NodeProcesses(base, ""); len(pids) > 0 {
 		t.Errorf("processes left: %v", pids)
 	}
 }
@@ -150,15 +151,8 @@ func checkNothingRemains(t *testing.T, base string, before hostState) {
 // newNetNSNode is a node (not yet launched) named PREFIX<pid>-<random>,
 // whose namespaces are removed when the test ends, whatever happened.
 func newNetNSNode(t *testing.T, prefix string) *testNode {
-	n := &testNode{
-		t:        t,
-		name:     fmt.Sprintf("%s%d-%d", prefix, os.Getpid()%100000, rand.IntN(100000)),
-		stateDir: t.TempDir(),
-		stdout:   &syncBuffer{},
-		stderr:   &syncBuffer{},
-		exited:   make(chan struct{}),
-	}
-	t.Cleanup(func() { _, _ = sandbox.RemoveNodeNamespaces(n.name) })
+	n := &testNode{Node: testutil.NewNode(t, binary, fmt.Sprintf("%s%d-%d", prefix, os.Getpid()%100000, rand.IntN(100000)), t.TempDir())}
+	t.Cleanup(func() { _, _ = sandbox.RemoveNodeNamespaces(n.Name) })
 	return n
 }
 
@@ -194,24 +188,24 @@ func TestUpNetNS(t *testing.T) {
 	}
 	n := newNetNSNode(t, "ns")
 	// What a crashed run leaves: the next start removes it.
-	leftover, err := sandbox.CreateNamedNetNS(sandbox.NodeNamespaceName(n.name) + "-p-leftover")
+	leftover, err := sandbox.CreateNamedNetNS(sandbox.NodeNamespaceName(n.Name) + "-p-leftover")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Published on a host loopback address of this test's own, free
 	// ports: tests run side by side.
 	hostIP := fmt.Sprintf("127.53.%d.%d", rand.IntN(250), 1+rand.IntN(250))
-	n.launch([]string{"up", "--network", "netns", "--state-dir", n.stateDir, "--node-name", n.name, "--log-level", "debug",
+	n.Launch([]string{"up", "--network", "netns", "--state-dir", n.StateDir, "--node-name", n.Name, "--log-level", "debug",
 		"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0",
 		"--api-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0", "--cni-chain", "portmap", "-f", dir})
 	n.waitPodsReady("default", 4, 60*time.Second)
-	n.waitFor(30*time.Second, "both web endpoints ready", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 2 })
-	if _, err := os.Stat(leftover); !os.IsNotExist(err) || !strings.Contains(n.stdout.String(), "removed 1 network namespaces a previous run") {
-		t.Errorf("the leftover namespace %s should be removed at start (stat: %v); stdout:\n%s", leftover, err, n.stdout.String())
+	n.WaitFor(30*time.Second, "both web endpoints ready", func() bool { r, _ := n.ReadyEndpoints("default", "web"); return r == 2 })
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) || !strings.Contains(n.Stdout.String(), "removed 1 network namespaces a previous run") {
+		t.Errorf("the leftover namespace %s should be removed at start (stat: %v); stdout:\n%s", leftover, err, n.Stdout.String())
 	}
-	web, dnsSvc := n.service("default", "web"), n.service("kube-system", "kube-dns")
-	client := n.pod("default", "client")
-	pids := podProcesses(n.name, "client")
+	web, dnsSvc := n.Service("default", "web"), n.Service("kube-system", "kube-dns")
+	client := n.Pod("default", "client")
+	pids := testutil.NodeProcesses(n.Name, "client")
 	if len(pids) == 0 {
 		t.Fatal("no process of pod client")
 	}
@@ -267,7 +261,7 @@ func TestUpNetNS(t *testing.T) {
 			if err != nil {
 				t.Fatalf("curl http://web/: %v: %s", err, got)
 			}
-			for _, p := range n.pods("default") {
+			for _, p := range n.Pods("default", "") {
 				if strings.HasPrefix(p.Name, "web-") && strings.Contains(got, `"pod": "`+p.Name+`"`) {
 					seen[p.Name] = true
 				}
@@ -277,7 +271,7 @@ func TestUpNetNS(t *testing.T) {
 			t.Fatal("no answer named a web pod")
 		}
 		t.Logf("answers from %d web pods", len(seen))
-		out, err := exec.Command("ip", "netns", "exec", sandbox.NodeNamespaceName(n.name), "nft", "list", "tables").CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", sandbox.NodeNamespaceName(n.Name), "nft", "list", "tables").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "table ip switchboard") {
 			t.Fatalf("node namespace tables: %v\n%s", err, out)
 		}
@@ -287,14 +281,14 @@ func TestUpNetNS(t *testing.T) {
 	// hostPort as containerd passes it (the portMappings capability) and
 	// DNATs the node address's port 18080 to the pod.
 	t.Run("hostPort through the chained portmap plugin", func(t *testing.T) {
-		conf, err := os.ReadFile(filepath.Join(n.stateDir, "cni", "net.d", sandbox.ConflistName))
+		conf, err := os.ReadFile(filepath.Join(n.StateDir, "cni", "net.d", sandbox.ConflistName))
 		if err != nil || !strings.Contains(string(conf), `"type": "portmap"`) {
 			t.Fatalf("generated conflist (%v):\n%s", err, conf)
 		}
-		node := n.pod("default", "published")
+		node := n.Pod("default", "published")
 		var got []byte
 		for i := 0; i < 20; i++ {
-			got, err = exec.Command("ip", "netns", "exec", sandbox.NodeNamespaceName(n.name), "curl", "-sS", "-m", "3", "http://"+node.Status.HostIP+":18080/").CombinedOutput()
+			got, err = exec.Command("ip", "netns", "exec", sandbox.NodeNamespaceName(n.Name), "curl", "-sS", "-m", "3", "http://"+node.Status.HostIP+":18080/").CombinedOutput()
 			if err == nil {
 				break
 			}
@@ -308,7 +302,7 @@ func TestUpNetNS(t *testing.T) {
 	t.Run("switchboard exec enters the pod's namespaces", func(t *testing.T) {
 		want := fmt.Sprintf("search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver %s\noptions ndots:5\n", dnsSvc.Spec.ClusterIP)
 		var webPod *corev1.Pod
-		for _, p := range n.pods("default") {
+		for _, p := range n.Pods("default", "") {
 			if strings.HasPrefix(p.Name, "web-") {
 				webPod = &p
 				break
@@ -337,7 +331,7 @@ func TestUpNetNS(t *testing.T) {
 			{name: "no --", args: []string{"client", "true"}, wantErr: "POD -- COMMAND", code: 1},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				cmd := exec.Command(binary, append([]string{"--state-dir", n.stateDir, "exec"}, tc.args...)...)
+				cmd := exec.Command(binary, append([]string{"--state-dir", n.StateDir, "exec"}, tc.args...)...)
 				var stdout, stderr strings.Builder
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
 				err := cmd.Run()
@@ -366,7 +360,7 @@ func TestUpNetNS(t *testing.T) {
 
 	var publishedAddrs []string
 	t.Run("published on the host's loopback", func(t *testing.T) {
-		out := n.stdout.String()
+		out := n.Stdout.String()
 		find := func(re string) string {
 			t.Helper()
 			m := regexp.MustCompile(re).FindStringSubmatch(out)
@@ -394,7 +388,7 @@ func TestUpNetNS(t *testing.T) {
 				if err != nil {
 					t.Fatalf("curl: %v: %s", err, got)
 				}
-				for _, p := range n.pods("default") {
+				for _, p := range n.Pods("default", "") {
 					if strings.HasPrefix(p.Name, "web-") && strings.Contains(string(got), `"pod": "`+p.Name+`"`) {
 						seen[p.Name] = true
 					}
@@ -429,11 +423,11 @@ func TestUpNetNS(t *testing.T) {
 		})
 	})
 
-	if err := n.stop(30 * time.Second); err != nil {
+	if err := n.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("nothing remains after stop", func(t *testing.T) {
-		checkNothingRemains(t, n.name, before)
+		checkNothingRemains(t, n.Name, before)
 		for _, a := range publishedAddrs {
 			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 				c.Close()

@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
 
@@ -90,25 +91,25 @@ func TestUpNetNSNodes(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(strings.ReplaceAll(nodesFixture, "NODE", base)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			n := &testNode{t: t, name: base, stateDir: t.TempDir(), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+			n := &testNode{Node: testutil.NewNode(t, binary, base, t.TempDir())}
 			t.Cleanup(func() {
 				for _, name := range names {
 					_, _ = sandbox.RemoveNodeNamespaces(name)
-					for _, pid := range podProcesses(name, "") {
-						t.Errorf("process %d (%s) of node %s left", pid, cmdline(pid), name)
+					for _, pid := range testutil.NodeProcesses(name, "") {
+						t.Errorf("process %d (%s) of node %s left", pid, testutil.Cmdline(pid), name)
 					}
 				}
 				_ = sandbox.RemoveNamedNetNS(filepath.Join(sandbox.NetnsDir, sandbox.FabricNamespaceName(base)))
 			})
 			hostIP := fmt.Sprintf("127.54.%d.%d", rand.IntN(250), 1+rand.IntN(250))
-			n.launch([]string{"up", "--network", "netns", "--nodes", "3", "--overlay", overlay, "--node-name", base,
-				"--state-dir", n.stateDir, "--log-level", "debug",
+			n.Launch([]string{"up", "--network", "netns", "--nodes", "3", "--overlay", overlay, "--node-name", base,
+				"--state-dir", n.StateDir, "--log-level", "debug",
 				"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0", "-f", dir})
 			pods := n.waitPodsReady("default", 3, 60*time.Second)
 
 			nodes := map[string]netip.Prefix{}
 			for _, name := range names {
-				node, err := n.client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+				node, err := n.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 				if err != nil {
 					t.Fatalf("get node %s: %v", name, err)
 				}
@@ -139,7 +140,7 @@ func TestUpNetNSNodes(t *testing.T) {
 					if from == to {
 						continue
 					}
-					out, err := exec.Command(binary, "--state-dir", n.stateDir, "exec", from, "--", "curl", "-sS", "-m", "5", "http://"+ips[to]+":8080/").CombinedOutput()
+					out, err := exec.Command(binary, "--state-dir", n.StateDir, "exec", from, "--", "curl", "-sS", "-m", "5", "http://"+ips[to]+":8080/").CombinedOutput()
 					if err != nil || !strings.Contains(string(out), `"pod": "`+to+`"`) {
 						t.Errorf("%s -> %s (%s): %v\n%s", from, to, ips[to], err, out)
 					}
@@ -154,7 +155,7 @@ func TestUpNetNSNodes(t *testing.T) {
 				var lastErr string
 				deadline := time.Now().Add(20 * time.Second)
 				for tries := 0; tries < 15 && len(seen) < 3 && time.Now().Before(deadline); {
-					out, err := exec.Command(binary, "--state-dir", n.stateDir, "exec", from, "--", "curl", "-sS", "-m", "5", "http://web/").CombinedOutput()
+					out, err := exec.Command(binary, "--state-dir", n.StateDir, "exec", from, "--", "curl", "-sS", "-m", "5", "http://web/").CombinedOutput()
 					if err != nil {
 						lastErr = fmt.Sprintf("%v: %s", err, out)
 						time.Sleep(200 * time.Millisecond)
@@ -173,7 +174,7 @@ func TestUpNetNSNodes(t *testing.T) {
 				}
 			}
 
-			if err := n.stop(30 * time.Second); err != nil {
+			if err := n.Stop(30 * time.Second); err != nil {
 				t.Fatal(err)
 			}
 			checkNothingRemains(t, base, before)

@@ -27,25 +27,25 @@ func TestQuickstartAsRoot(t *testing.T) {
 	before := rootNetState(t)
 	n := newNetNSNode(t, "qs")
 	hostIP := fmt.Sprintf("127.55.%d.%d", rand.IntN(250), 1+rand.IntN(250))
-	n.launch([]string{"up", "-f", "../examples/quickstart", "--state-dir", n.stateDir, "--node-name", n.name,
+	n.Launch([]string{"up", "-f", "../examples/quickstart", "--state-dir", n.StateDir, "--node-name", n.Name,
 		"--ingress-http-addr", hostIP + ":0", "--ingress-https-addr", hostIP + ":0", "--dns-publish-addr", hostIP + ":0"})
 	n.waitPodsReady("default", 6, 60*time.Second)
-	n.waitFor(30*time.Second, "three web endpoints ready", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 3 })
+	n.WaitFor(30*time.Second, "three web endpoints ready", func() bool { r, _ := n.ReadyEndpoints("default", "web"); return r == 3 })
 
-	out := n.stdout.String()
+	out := n.Stdout.String()
 	for _, want := range []string{
 		"running as root: the netns sandbox",
-		"node " + n.name + " (netns sandbox in network namespace " + sandbox.NetnsDir + "/" + sandbox.NodeNamespaceName(n.name),
+		"node " + n.Name + " (netns sandbox in network namespace " + sandbox.NetnsDir + "/" + sandbox.NodeNamespaceName(n.Name),
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	web, dnsSvc := n.service("default", "web"), n.service("kube-system", "kube-dns")
+	web, dnsSvc := n.Service("default", "web"), n.Service("kube-system", "kube-dns")
 	exe := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		full := append([]string{"--state-dir", n.stateDir, "exec", "echo", "-c", "tcp", "--"}, args...)
+		full := append([]string{"--state-dir", n.StateDir, "exec", "echo", "-c", "tcp", "--"}, args...)
 		b, err := exec.CommandContext(ctx, binary, full...).CombinedOutput()
 		return string(b), err
 	}
@@ -64,7 +64,7 @@ func TestQuickstartAsRoot(t *testing.T) {
 	var reached string
 	for i := 0; i < 10 && reached == ""; i++ {
 		got, err = exe("curl", "-sS", "-m", "5", "http://web/")
-		for _, p := range n.pods("default") {
+		for _, p := range n.Pods("default", "") {
 			if strings.HasPrefix(p.Name, "web-") && strings.Contains(got, `"pod": "`+p.Name+`"`) {
 				reached = p.Name
 			}
@@ -74,8 +74,8 @@ func TestQuickstartAsRoot(t *testing.T) {
 		t.Errorf("curl http://web/ from pod echo reached no web pod: %v: %s", err, got)
 	}
 
-	if err := n.stop(30 * time.Second); err != nil {
+	if err := n.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	checkNothingRemains(t, n.name, before)
+	checkNothingRemains(t, n.Name, before)
 }

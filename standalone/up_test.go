@@ -26,6 +26,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
 
 // The quickstart, for real: every pod gets a distinct IP and answers on
@@ -97,20 +99,20 @@ func TestQuickstart(t *testing.T) {
 
 	// Services: cluster IPs from the service range; slices with ready
 	// endpoints whose port is the pod's named port, resolved.
-	svc, err := n.client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+	svc, err := n.Client.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
 	if err != nil || !strings.HasPrefix(svc.Spec.ClusterIP, "127.51.") {
 		t.Fatalf("web service cluster IP: %v %v", svc.Spec.ClusterIP, err)
 	}
-	n.waitFor(10*time.Second, "3 ready web endpoints", func() bool { r, _ := n.readyEndpoints("default", "web"); return r == 3 })
-	slices, _ := n.client.DiscoveryV1().EndpointSlices("default").List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
+	n.WaitFor(10*time.Second, "3 ready web endpoints", func() bool { r, _ := n.ReadyEndpoints("default", "web"); return r == 3 })
+	slices, _ := n.Client.DiscoveryV1().EndpointSlices("default").List(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
 	if len(slices.Items) != 1 || len(slices.Items[0].Ports) != 1 || *slices.Items[0].Ports[0].Port != 8080 {
 		t.Errorf("web slices: %+v", slices.Items)
 	}
-	if r, _ := n.readyEndpoints("default", "echo-headless"); r != 1 {
+	if r, _ := n.ReadyEndpoints("default", "echo-headless"); r != 1 {
 		t.Errorf("headless echo service: %d ready endpoints", r)
 	}
-	if !strings.Contains(n.stdout.String(), "6/6 pods ready") {
-		t.Errorf("summary missing from the output:\n%s", n.stdout.String())
+	if !strings.Contains(n.Stdout.String(), "6/6 pods ready") {
+		t.Errorf("summary missing from the output:\n%s", n.Stdout.String())
 	}
 
 	// Cluster DNS at the kube-dns address, answering from the store.
@@ -137,30 +139,30 @@ func TestQuickstart(t *testing.T) {
 	host, port, _ := net.SplitHostPort(dnsAddr)
 	if out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "greeter.default.svc.cluster.local").Output(); err != nil {
 		t.Errorf("dig: %v", err)
-	} else if gs, _ := n.client.CoreV1().Services("default").Get(context.Background(), "greeter", metav1.GetOptions{}); strings.TrimSpace(string(out)) != gs.Spec.ClusterIP {
+	} else if gs, _ := n.Client.CoreV1().Services("default").Get(context.Background(), "greeter", metav1.GetOptions{}); strings.TrimSpace(string(out)) != gs.Spec.ClusterIP {
 		t.Errorf("dig greeter: %q, want %s", out, gs.Spec.ClusterIP)
 	}
 	// Records follow the store within one second, with no restart.
 	created := time.Now()
-	newSvc, err := n.client.CoreV1().Services("default").Create(context.Background(), &corev1.Service{
+	newSvc, err := n.Client.CoreV1().Services("default").Create(context.Background(), &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "late"},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 81}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.waitFor(5*time.Second, "DNS to answer for a new service", func() bool {
+	n.WaitFor(5*time.Second, "DNS to answer for a new service", func() bool {
 		got := lookup(t, dnsAddr, "late.default.svc.cluster.local.", mdns.TypeA)
 		return len(got) == 1 && got[0] == newSvc.Spec.ClusterIP
 	})
 	if took := time.Since(created); took > time.Second+200*time.Millisecond {
 		t.Errorf("new service answered after %s; the rule is within one second", took)
 	}
-	if err := n.client.CoreV1().Services("default").Delete(context.Background(), "late", metav1.DeleteOptions{}); err != nil {
+	if err := n.Client.CoreV1().Services("default").Delete(context.Background(), "late", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	n.waitFor(5*time.Second, "DNS to forget a deleted service", func() bool {
+	n.WaitFor(5*time.Second, "DNS to forget a deleted service", func() bool {
 		_, rcode := query(t, dnsAddr, "late.default.svc.cluster.local.", mdns.TypeA)
 		return rcode == mdns.RcodeNameError
 	})
@@ -175,7 +177,7 @@ func TestQuickstart(t *testing.T) {
 	checkIngress(t, n, pods)
 
 	// The CLI in a second terminal.
-	out, err := n.run("get", "pods", "-o", "wide")
+	out, err := n.CLI("get", "pods", "-o", "wide")
 	if err != nil {
 		t.Fatalf("get pods: %v\n%s", err, out)
 	}
@@ -184,32 +186,32 @@ func TestQuickstart(t *testing.T) {
 			t.Errorf("get pods -o wide lacks %s %s:\n%s", p.Name, p.Status.PodIP, out)
 		}
 	}
-	out, err = n.run("describe", "pod", "echo")
+	out, err = n.CLI("describe", "pod", "echo")
 	if err != nil || !strings.Contains(out, "tcp-socket :9000") && !strings.Contains(out, "tcp-socket") {
 		t.Errorf("describe pod echo: %v\n%s", err, out)
 	}
-	out, err = n.run("logs", pods[0].Name, "--tail", "50")
+	out, err = n.CLI("logs", pods[0].Name, "--tail", "50")
 	if err != nil {
 		t.Errorf("logs: %v\n%s", err, out)
 	}
 	// Loopback pods have no namespaces of their own to enter.
-	out, err = n.run("exec", pods[0].Name, "--", "true")
+	out, err = n.CLI("exec", pods[0].Name, "--", "true")
 	if err == nil || !strings.Contains(out, "does not run the netns sandbox") {
 		t.Errorf("exec in the loopback sandbox: want an error naming the netns sandbox, got %v\n%s", err, out)
 	}
 
 	// Ctrl-C.
-	if err := n.stop(30 * time.Second); err != nil {
+	if err := n.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if code := n.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := n.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("up exited with %d after SIGINT", code)
 	}
-	if left := podProcesses(n.name, ""); len(left) > 0 {
+	if left := testutil.NodeProcesses(n.Name, ""); len(left) > 0 {
 		t.Errorf("processes left after SIGINT: %v", left)
 	}
 	for _, f := range []string{"api.sock", "lock"} {
-		if _, err := os.Stat(filepath.Join(n.stateDir, f)); err == nil {
+		if _, err := os.Stat(filepath.Join(n.StateDir, f)); err == nil {
 			t.Errorf("%s left in the state directory after SIGINT", f)
 		}
 	}
@@ -237,7 +239,7 @@ func checkServiceProxy(t *testing.T, n *testNode, web *corev1.Service, pods []co
 			webPods[p.Name] = false
 		}
 	}
-	es, err := n.client.CoreV1().Services("default").Get(context.Background(), "echo", metav1.GetOptions{})
+	es, err := n.Client.CoreV1().Services("default").Get(context.Background(), "echo", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +250,7 @@ func checkServiceProxy(t *testing.T, n *testNode, web *corev1.Service, pods []co
 	}
 	for _, url := range urls {
 		seen := map[string]bool{}
-		n.waitFor(10*time.Second, "the proxy to reach every web pod through "+url, func() bool {
+		n.WaitFor(10*time.Second, "the proxy to reach every web pod through "+url, func() bool {
 			// A new connection each time: the proxy balances connections.
 			c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 			resp, err := c.Get(url)
@@ -298,9 +300,9 @@ func checkServiceProxy(t *testing.T, n *testNode, web *corev1.Service, pods []co
 func findContainerPID(t *testing.T, n *testNode, pod, marker string) int {
 	t.Helper()
 	var found int
-	n.waitFor(10*time.Second, "the process of "+pod, func() bool {
-		for _, pid := range podProcesses(n.name, pod) {
-			if strings.Contains(cmdline(pid), marker) {
+	n.WaitFor(10*time.Second, "the process of "+pod, func() bool {
+		for _, pid := range testutil.NodeProcesses(n.Name, pod) {
+			if strings.Contains(testutil.Cmdline(pid), marker) {
 				found = pid
 				return true
 			}
@@ -330,7 +332,7 @@ func TestKilledContainerRestartsWithBackoff(t *testing.T) {
 	n.waitPodsReady("default", 1, 30*time.Second)
 
 	restarts := func() int32 {
-		if cs := containerStatus(n.pod("default", "crashy"), "web"); cs != nil {
+		if cs := containerStatus(n.Pod("default", "crashy"), "web"); cs != nil {
 			return cs.RestartCount
 		}
 		return -1
@@ -339,8 +341,8 @@ func TestKilledContainerRestartsWithBackoff(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	n.waitFor(10*time.Second, "the first restart", func() bool { return restarts() == 1 })
-	cs := containerStatus(n.pod("default", "crashy"), "web")
+	n.WaitFor(10*time.Second, "the first restart", func() bool { return restarts() == 1 })
+	cs := containerStatus(n.Pod("default", "crashy"), "web")
 	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.Signal != int32(syscall.SIGKILL) && cs.LastTerminationState.Terminated.ExitCode != 137 {
 		t.Errorf("last state does not record the kill: %+v", cs.LastTerminationState)
 	}
@@ -352,15 +354,15 @@ func TestKilledContainerRestartsWithBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// During the back-off the container waits in CrashLoopBackOff.
-	n.waitFor(5*time.Second, "CrashLoopBackOff", func() bool {
-		cs := containerStatus(n.pod("default", "crashy"), "web")
+	n.WaitFor(5*time.Second, "CrashLoopBackOff", func() bool {
+		cs := containerStatus(n.Pod("default", "crashy"), "web")
 		return cs != nil && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
 	})
-	n.waitFor(30*time.Second, "the second restart", func() bool { return restarts() == 2 })
+	n.WaitFor(30*time.Second, "the second restart", func() bool { return restarts() == 2 })
 	if waited := time.Since(killed); waited < 9*time.Second {
 		t.Errorf("second restart after %s; kubelet's back-off is 10s", waited)
 	}
-	out, _ := n.run("describe", "pod", "crashy")
+	out, _ := n.CLI("describe", "pod", "crashy")
 	if !strings.Contains(out, "BackOff") {
 		t.Errorf("describe does not show the back-off event:\n%s", out)
 	}
@@ -397,25 +399,25 @@ func TestLivenessFailureRestartsOnlyThatContainer(t *testing.T) {
 	ip := pods[0].Status.PodIP
 	// Without a readiness probe the pod is Ready once its processes run,
 	// which may be before they listen: retry.
-	n.waitFor(10*time.Second, "container a to take the healthz switch", func() bool {
+	n.WaitFor(10*time.Second, "container a to take the healthz switch", func() bool {
 		code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/healthz?fail=true")
 		return err == nil && code == 200
 	})
-	n.waitFor(15*time.Second, "container a to restart", func() bool {
-		cs := containerStatus(n.pod("default", "pair"), "a")
+	n.WaitFor(15*time.Second, "container a to restart", func() bool {
+		cs := containerStatus(n.Pod("default", "pair"), "a")
 		return cs != nil && cs.RestartCount >= 1
 	})
-	p := n.pod("default", "pair")
+	p := n.Pod("default", "pair")
 	if cs := containerStatus(p, "b"); cs == nil || cs.RestartCount != 0 {
 		t.Errorf("container b restarted too: %+v", cs)
 	}
 	// The new instance of a is healthy again (a fresh process: its
 	// /healthz switch is back to passing).
-	n.waitFor(15*time.Second, "the new instance of a to answer /healthz", func() bool {
+	n.WaitFor(15*time.Second, "the new instance of a to answer /healthz", func() bool {
 		code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/healthz")
 		return err == nil && code == 200
 	})
-	out, _ := n.run("describe", "pod", "pair")
+	out, _ := n.CLI("describe", "pod", "pair")
 	if !strings.Contains(out, "failed liveness probe") {
 		t.Errorf("describe does not say why a restarted:\n%s", out)
 	}
@@ -455,15 +457,15 @@ func TestReadinessFailureFlipsEndpoint(t *testing.T) {
 	n := startNode(t, dir)
 	pods := n.waitPodsReady("default", 1, 30*time.Second)
 	ip := pods[0].Status.PodIP
-	n.waitFor(10*time.Second, "a ready endpoint", func() bool { r, _ := n.readyEndpoints("default", "flip"); return r == 1 })
+	n.WaitFor(10*time.Second, "a ready endpoint", func() bool { r, _ := n.ReadyEndpoints("default", "flip"); return r == 1 })
 
 	const limit = 1*2*time.Second + time.Second
 	flipped := time.Now()
 	if code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/readyz?fail=true"); err != nil || code != 200 {
 		t.Fatalf("switching readyz: %d %v", code, err)
 	}
-	n.waitFor(10*time.Second, "the endpoint to turn not ready", func() bool {
-		r, total := n.readyEndpoints("default", "flip")
+	n.WaitFor(10*time.Second, "the endpoint to turn not ready", func() bool {
+		r, total := n.ReadyEndpoints("default", "flip")
 		return r == 0 && total == 1
 	})
 	if took := time.Since(flipped); took > limit+500*time.Millisecond { // + the test's own 100ms polling
@@ -472,7 +474,7 @@ func TestReadinessFailureFlipsEndpoint(t *testing.T) {
 	if code, _, err := httpGet("http://" + net.JoinHostPort(ip, "8080") + "/control/readyz?fail=false"); err != nil || code != 200 {
 		t.Fatalf("switching readyz back: %d %v", code, err)
 	}
-	n.waitFor(10*time.Second, "the endpoint to be ready again", func() bool { r, _ := n.readyEndpoints("default", "flip"); return r == 1 })
+	n.WaitFor(10*time.Second, "the endpoint to be ready again", func() bool { r, _ := n.ReadyEndpoints("default", "flip"); return r == 1 })
 }
 
 const startupPods = `apiVersion: v1
@@ -514,14 +516,14 @@ func TestStartupProbeHoldsLiveness(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "pods.yaml", startupPods)
 	n := startNode(t, dir)
-	n.waitFor(20*time.Second, "the pod without a startup probe to be restarted by liveness", func() bool {
-		cs := containerStatus(n.pod("default", "slow-without-startup"), "web")
+	n.WaitFor(20*time.Second, "the pod without a startup probe to be restarted by liveness", func() bool {
+		cs := containerStatus(n.Pod("default", "slow-without-startup"), "web")
 		return cs != nil && cs.RestartCount >= 1
 	})
-	n.waitFor(20*time.Second, "the slow pod with a startup probe to be ready", func() bool {
-		return podReady(n.pod("default", "slow-with-startup"))
+	n.WaitFor(20*time.Second, "the slow pod with a startup probe to be ready", func() bool {
+		return testutil.PodReady(n.Pod("default", "slow-with-startup"))
 	})
-	cs := containerStatus(n.pod("default", "slow-with-startup"), "web")
+	cs := containerStatus(n.Pod("default", "slow-with-startup"), "web")
 	if cs.RestartCount != 0 || cs.Started == nil || !*cs.Started {
 		t.Errorf("with a startup probe: restarts %d started %v", cs.RestartCount, cs.Started)
 	}
@@ -563,21 +565,21 @@ func TestBadDocumentIsReportedAlone(t *testing.T) {
 	pods := n.waitPodsReady("default", 1, 30*time.Second)
 
 	writeFile(t, dir, "extra.yaml", badDocs)
-	n.waitFor(10*time.Second, "the error report", func() bool {
-		log := n.stderr.String()
+	n.WaitFor(10*time.Second, "the error report", func() bool {
+		log := n.Stderr.String()
 		return strings.Contains(log, "extra.yaml") && strings.Contains(log, "spec.ports[0].port")
 	})
-	n.waitFor(10*time.Second, "the good document of the same file", func() bool {
-		_, err := n.client.CoreV1().ConfigMaps("default").Get(context.Background(), "fine", metav1.GetOptions{})
+	n.WaitFor(10*time.Second, "the good document of the same file", func() bool {
+		_, err := n.Client.CoreV1().ConfigMaps("default").Get(context.Background(), "fine", metav1.GetOptions{})
 		return err == nil
 	})
-	if _, err := n.client.CoreV1().Services("default").Get(context.Background(), "broken", metav1.GetOptions{}); err == nil {
+	if _, err := n.Client.CoreV1().Services("default").Get(context.Background(), "broken", metav1.GetOptions{}); err == nil {
 		t.Error("the bad Service was stored")
 	}
 	if code, _, err := httpGet("http://" + net.JoinHostPort(pods[0].Status.PodIP, "8080") + "/"); err != nil || code != 200 {
 		t.Errorf("running pod stopped answering: %d %v", code, err)
 	}
-	if p := n.pod("default", "steady"); !podReady(p) {
+	if p := n.Pod("default", "steady"); !testutil.PodReady(p) {
 		t.Error("running pod is no longer ready")
 	}
 }
@@ -626,12 +628,12 @@ func TestRollingUpdateKeepsEndpoints(t *testing.T) {
 	writeFile(t, dir, "roll.yaml", rollingDeployment("v1"))
 	n := startNode(t, dir)
 	before := n.waitPodsReady("default", 4, 45*time.Second)
-	n.waitFor(10*time.Second, "4 ready endpoints", func() bool { r, _ := n.readyEndpoints("default", "roll"); return r == 4 })
+	n.WaitFor(10*time.Second, "4 ready endpoints", func() bool { r, _ := n.ReadyEndpoints("default", "roll"); return r == 4 })
 
 	// Watch every slice change from here on.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := n.client.DiscoveryV1().EndpointSlices("default").Watch(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=roll"})
+	w, err := n.Client.DiscoveryV1().EndpointSlices("default").Watch(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=roll"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,20 +669,20 @@ func TestRollingUpdateKeepsEndpoints(t *testing.T) {
 	for _, p := range before {
 		old[p.Name] = true
 	}
-	n.waitFor(90*time.Second, "the rollout to finish", func() bool {
-		pods := n.pods("default")
+	n.WaitFor(90*time.Second, "the rollout to finish", func() bool {
+		pods := n.Pods("default", "")
 		if len(pods) != 4 {
 			return false
 		}
 		for i := range pods {
-			if old[pods[i].Name] || !podReady(&pods[i]) {
+			if old[pods[i].Name] || !testutil.PodReady(&pods[i]) {
 				return false
 			}
 		}
-		r, total := n.readyEndpoints("default", "roll")
+		r, total := n.ReadyEndpoints("default", "roll")
 		return r == 4 && total == 4
 	})
-	for _, p := range n.pods("default") {
+	for _, p := range n.Pods("default", "") {
 		if p.Spec.Containers[0].Env[0].Value != "v2" {
 			t.Errorf("pod %s runs %s", p.Name, p.Spec.Containers[0].Env[0].Value)
 		}
@@ -707,9 +709,9 @@ func TestRollingUpdateKeepsEndpoints(t *testing.T) {
 // pod; plain HTTP is redirected with 308.
 func checkIngress(t *testing.T, n *testNode, pods []corev1.Pod) {
 	t.Helper()
-	m := regexp.MustCompile(`ingress on http://(\S+) and https://(\S+) `).FindStringSubmatch(n.stdout.String())
+	m := regexp.MustCompile(`ingress on http://(\S+) and https://(\S+) `).FindStringSubmatch(n.Stdout.String())
 	if m == nil {
-		t.Fatalf("no ingress line in the output:\n%s", n.stdout.String())
+		t.Fatalf("no ingress line in the output:\n%s", n.Stdout.String())
 	}
 	dialTo := func(addr string) func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -725,7 +727,7 @@ func checkIngress(t *testing.T, n *testNode, pods []corev1.Pod) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	var body string
-	n.waitFor(10*time.Second, "the ingress to answer for shop.example.test", func() bool {
+	n.WaitFor(10*time.Second, "the ingress to answer for shop.example.test", func() bool {
 		resp, err := c.Get("https://shop.example.test/ingress")
 		if err != nil {
 			return false

@@ -13,6 +13,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
 
 // dcase is one row of the table: a rule (quoted from the Kubernetes DNS
@@ -84,37 +86,37 @@ func TestClusterDNS(t *testing.T) {
 		"ZONEFILE", zonefile, "REPO", src.dir, "CHECKOUT", checkout))
 
 	n := startNode(t, a, mdir, corefile)
-	if out := n.stdout.String(); !strings.Contains(out, "cluster DNS on "+n.dnsAddr) {
+	if out := n.Stdout.String(); !strings.Contains(out, "cluster DNS on "+n.dnsAddr) {
 		t.Errorf("up does not print where cluster DNS answers (%s):\n%s", n.dnsAddr, out)
 	}
-	if out := n.stdout.String(); !strings.Contains(out, " 0 problems") {
+	if out := n.Stdout.String(); !strings.Contains(out, " 0 problems") {
 		t.Fatalf("the fixture does not load cleanly:\n%s", out)
 	}
 
 	// Wait for the pods and their EndpointSlices, then read what the
 	// expectations are made of.
-	n.waitFor(30*time.Second, "the web, db and starting pods", func() bool {
-		web := n.podsWithLabel("default", "app=web")
+	n.WaitFor(30*time.Second, "the web, db and starting pods", func() bool {
+		web := n.Pods("default", "app=web")
 		ready := 0
 		for i := range web {
-			if podReady(&web[i]) {
+			if testutil.PodReady(&web[i]) {
 				ready++
 			}
 		}
-		st := n.pod("default", "starting")
-		return len(web) == 2 && ready == 2 && podReady(n.pod("default", "db-0")) && podReady(n.pod("default", "db-1")) &&
+		st := n.Pod("default", "starting")
+		return len(web) == 2 && ready == 2 && testutil.PodReady(n.Pod("default", "db-0")) && testutil.PodReady(n.Pod("default", "db-1")) &&
 			st != nil && st.Status.PodIP != ""
 	})
-	n.waitFor(10*time.Second, "the EndpointSlices", func() bool {
+	n.WaitFor(10*time.Second, "the EndpointSlices", func() bool {
 		return n.readyEndpoints("default", "web") == 2 && n.readyEndpoints("default", "workers") == 2 &&
 			n.readyEndpoints("default", "db") == 2 && n.readyEndpoints("default", "nr") == 1
 	})
 	f := fixture{webIP: n.clusterIP("default", "web"), plainIP: n.clusterIP("default", "plain"), apiIP: n.clusterIP("team", "api")}
-	for _, p := range n.podsWithLabel("default", "app=web") {
+	for _, p := range n.Pods("default", "app=web") {
 		f.web = append(f.web, podAddr{p.Name, p.Status.PodIP})
 	}
 	sort.Slice(f.web, func(i, j int) bool { return f.web[i].name < f.web[j].name })
-	f.db0, f.db1, f.starting = n.pod("default", "db-0").Status.PodIP, n.pod("default", "db-1").Status.PodIP, n.pod("default", "starting").Status.PodIP
+	f.db0, f.db1, f.starting = n.Pod("default", "db-0").Status.PodIP, n.Pod("default", "db-1").Status.PodIP, n.Pod("default", "starting").Status.PodIP
 
 	// The DNS index follows the store within moments of the slices.
 	deadline := time.Now().Add(5 * time.Second)
@@ -608,7 +610,7 @@ func testFollowStore(t *testing.T, n *node, dir string) {
 	}
 	file := filepath.Join(dir, "late.yaml")
 	writeFile(t, file, svc("    - {name: http, port: 80, targetPort: http}\n"))
-	if out, err := n.cli("apply", "-f", file); err != nil {
+	if out, err := n.CLI("apply", "-f", file); err != nil {
 		t.Fatalf("switchboard apply: %v\n%s", err, out)
 	}
 	ip := n.clusterIP("default", "late")
@@ -617,17 +619,17 @@ func testFollowStore(t *testing.T, n *node, dir string) {
 	})
 
 	writeFile(t, file, svc("    - {name: http, port: 80, targetPort: http}\n    - {name: grpc, port: 9090, targetPort: 9090}\n"))
-	if out, err := n.cli("apply", "-f", file); err != nil {
+	if out, err := n.CLI("apply", "-f", file); err != nil {
 		t.Fatalf("switchboard apply: %v\n%s", err, out)
 	}
 	within("changed Service (a new named port)", []string{"_grpc._tcp." + name, "SRV"}, func(r digResult) bool {
 		return r.status == "NOERROR" && sameRecords(r.answer, []string{rr("_grpc._tcp."+name+".", "30", "SRV", "0 100 9090 "+name+".")}, ttlAtMost)
 	})
 
-	if out, err := n.cli("delete", "service", "late"); err != nil {
+	if out, err := n.CLI("delete", "service", "late"); err != nil {
 		t.Fatalf("switchboard delete: %v\n%s", err, out)
 	}
-	if _, err := n.client.CoreV1().Services("default").Get(context.Background(), "late", metav1.GetOptions{}); err == nil {
+	if _, err := n.Client.CoreV1().Services("default").Get(context.Background(), "late", metav1.GetOptions{}); err == nil {
 		t.Fatal("the Service is still there after switchboard delete")
 	}
 	within("deleted Service", []string{name, "A"}, nx)

@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -16,18 +15,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/switchboard-dev/switchboard/internal/testutil"
 )
@@ -121,18 +113,11 @@ func newAddrs() addrs {
 	}
 }
 
-// node is one `switchboard up` process with a private state directory,
-// a unique node name and its own address ranges.
+// node is one `switchboard up` process (testutil.Node) with a private
+// state directory, a unique node name and its own address ranges.
 type node struct {
-	t        *testing.T
-	name     string
-	stateDir string
-	addrs    addrs
-	cmd      *exec.Cmd
-	stdout   *testutil.SyncBuffer
-	stderr   *testutil.SyncBuffer
-	exited   chan struct{}
-	client   *kubernetes.Clientset
+	*testutil.Node
+	addrs addrs
 
 	dnsAddr string // ip:port of cluster DNS, read from kube-system/kube-dns
 	dnsPort string
@@ -144,49 +129,16 @@ type node struct {
 func startNode(t *testing.T, a addrs, manifests, corefile string) *node {
 	t.Helper()
 	n := &node{
-		t:        t,
-		name:     fmt.Sprintf("dnse2e-%d-%d", os.Getpid(), rand.IntN(1_000_000)),
-		stateDir: t.TempDir(),
-		addrs:    a,
-		stdout:   &testutil.SyncBuffer{},
-		stderr:   &testutil.SyncBuffer{},
-		exited:   make(chan struct{}),
+		Node:  testutil.NewNode(t, binary, fmt.Sprintf("dnse2e-%d-%d", os.Getpid(), rand.IntN(1_000_000)), t.TempDir()),
+		addrs: a,
 	}
-	args := []string{"up", "--network", "loopback", "--state-dir", n.stateDir, "--node-name", n.name,
+	n.Launch([]string{"up", "--network", "loopback", "--state-dir", n.StateDir, "--node-name", n.Name,
 		"--pod-cidr", a.podCIDR, "--service-cidr", a.svcCIDR,
-		"--log-level", "debug", "-f", manifests, "--corefile", corefile}
-	n.cmd = exec.Command(binary, args...)
-	n.cmd.Stdout, n.cmd.Stderr = n.stdout, n.stderr
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	t.Cleanup(func() {
-		if err := n.stop(20 * time.Second); err != nil {
-			t.Error(err)
-		}
-		n.killLeftovers()
-		if t.Failed() {
-			t.Logf("node %s stdout:\n%s", n.name, n.stdout.String())
-			t.Logf("node %s stderr (last 8000 bytes):\n%s", n.name, tail(n.stderr.String(), 8000))
-		}
-	})
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = n.cmd.Wait(); close(n.exited) }()
-
-	sock := filepath.Join(n.stateDir, "api.sock")
-	c, hc, err := testutil.LocalAPI(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.client = c
-	n.waitFor(30*time.Second, "the local API to be ready", func() bool { return testutil.Ready(hc) })
+		"--log-level", "debug", "-f", manifests, "--corefile", corefile})
 
 	// Where cluster DNS answers: the kube-dns Service's cluster IP, and
 	// the port its dns port targets (53 as root, 1053 otherwise).
-	svc, err := c.CoreV1().Services("kube-system").Get(context.Background(), "kube-dns", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("kube-system/kube-dns: %v", err)
-	}
+	svc := n.Service("kube-system", "kube-dns")
 	if svc.Spec.ClusterIP != a.dnsIP {
 		t.Fatalf("kube-dns cluster IP %s; the Corefile was written for %s (the service CIDR's tenth address)", svc.Spec.ClusterIP, a.dnsIP)
 	}
@@ -202,142 +154,21 @@ func startNode(t *testing.T, a addrs, manifests, corefile string) *node {
 	return n
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
-}
-
-// stop sends SIGINT (Ctrl-C) and waits for the node to exit.
-func (n *node) stop(wait time.Duration) error {
-	select {
-	case <-n.exited:
-		return nil
-	default:
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-n.exited:
-		return nil
-	case <-time.After(wait):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-		return fmt.Errorf("node %s did not stop within %s after SIGINT", n.name, wait)
-	}
-}
-
-// killLeftovers fails the test for every process of the node still
-// running after it stopped (found by SWITCHBOARD_NODE_NAME, which the
-// node puts into every container's environment), and kills it.
-func (n *node) killLeftovers() {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "SWITCHBOARD_NODE_NAME="+n.name) {
-			continue
-		}
-		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			s := string(stat)
-			if i := strings.LastIndexByte(s, ')'); i > 0 && i+2 < len(s) && s[i+2] == 'Z' {
-				continue
-			}
-		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		n.t.Errorf("process %d (%s) of node %s still running after the node stopped", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), n.name)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-// waitFor polls cond every 50ms until it holds or timeout passes.
-func (n *node) waitFor(timeout time.Duration, what string, cond func() bool) {
-	n.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		select {
-		case <-n.exited:
-			n.t.Fatalf("node exited while waiting for %s", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// pod returns the pod (nil when it does not exist).
-func (n *node) pod(ns, name string) *corev1.Pod {
-	p, err := n.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		return nil
-	}
-	return p
-}
-
-func (n *node) podsWithLabel(ns, selector string) []corev1.Pod {
-	l, err := n.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return nil
-	}
-	return l.Items
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p == nil || p.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // readyEndpoints counts the endpoints whose ready condition is true in the
 // service's EndpointSlices.
 func (n *node) readyEndpoints(ns, svc string) int {
-	l, err := n.client.DiscoveryV1().EndpointSlices(ns).List(context.Background(),
-		metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
-	if err != nil {
-		return -1
-	}
-	ready := 0
-	for _, s := range l.Items {
-		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
-				ready++
-			}
-		}
-	}
+	ready, _ := n.ReadyEndpoints(ns, svc)
 	return ready
 }
 
 // clusterIP reads a Service's cluster IP from the local API.
 func (n *node) clusterIP(ns, name string) string {
-	n.t.Helper()
-	svc, err := n.client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		n.t.Fatalf("service %s/%s: %v", ns, name, err)
-	}
+	n.T.Helper()
+	svc := n.Service(ns, name)
 	if net.ParseIP(svc.Spec.ClusterIP) == nil {
-		n.t.Fatalf("service %s/%s has no cluster IP (%q)", ns, name, svc.Spec.ClusterIP)
+		n.T.Fatalf("service %s/%s has no cluster IP (%q)", ns, name, svc.Spec.ClusterIP)
 	}
 	return svc.Spec.ClusterIP
-}
-
-// cli runs the switchboard CLI against this node.
-func (n *node) cli(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"--state-dir", n.stateDir}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 // metrics fetches the Prometheus text the prometheus plugin serves.

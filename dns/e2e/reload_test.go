@@ -118,11 +118,11 @@ func TestReload(t *testing.T) {
 	broken := version("5", "127.0.0.1", "\n        pods sometimes")
 	brokenLine := 1 + strings.Count(broken[:strings.Index(broken, "pods sometimes")], "\n")
 	writeFile(t, corefile, broken)
-	n.waitFor(10*time.Second, "the failed reload in the log", func() bool {
-		return strings.Contains(n.stderr.String(), "Corefile changed but reload failed")
+	n.WaitFor(10*time.Second, "the failed reload in the log", func() bool {
+		return strings.Contains(n.Stderr.String(), "Corefile changed but reload failed")
 	})
 	var line string
-	for _, l := range strings.Split(n.stderr.String(), "\n") {
+	for _, l := range strings.Split(n.Stderr.String(), "\n") {
 		if strings.Contains(l, "Corefile changed but reload failed") {
 			line = l
 			break
@@ -153,14 +153,14 @@ func TestReload(t *testing.T) {
 
 	// A good Corefile: its behaviour, in both blocks.
 	writeFile(t, corefile, version("7", "127.0.0.2", ""))
-	n.waitFor(10*time.Second, "the new Corefile's answer", func() bool {
+	n.WaitFor(10*time.Second, "the new Corefile's answer", func() bool {
 		r, err := answers("www.reload.test")
 		return is(r, err, newWWW)
 	})
 	if r, err := answers("hello.default.svc.cluster.local"); !is(r, err, newHello) {
 		t.Errorf("the new Corefile's kubernetes ttl 7: %v\n%s", err, r.out)
 	}
-	if !strings.Contains(n.stderr.String(), "Reloaded Corefile") {
+	if !strings.Contains(n.Stderr.String(), "Reloaded Corefile") {
 		t.Error(`the log does not say "Reloaded Corefile"`)
 	}
 	halt()
