@@ -197,13 +197,21 @@ func TestAnnotationsWithCurl(t *testing.T) {
 		}
 	})
 	t.Run("limit-rps with burst", func(t *testing.T) {
-		// Burst 2 at 0.01/s: two requests pass, the third is refused.
+		// Burst 2 at 0.01/s: two requests pass, the third is refused
+		// (GET: on the fast path), and so is a POST (the net/http path:
+		// both paths share the Ingress's buckets).
 		var codes []int
+		var last curlResult
 		for i := 0; i < 3; i++ {
-			codes = append(codes, get("limited.test", "/").code)
+			last = get("limited.test", "/")
+			codes = append(codes, last.code)
 		}
-		if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
-			t.Errorf("codes %v, want [200 200 429]", codes)
+		if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests || last.headers.Get("Retry-After") != "1" {
+			t.Errorf("codes %v, Retry-After %q; want [200 200 429], 1", codes, last.headers.Get("Retry-After"))
+		}
+		r := get("limited.test", "/", "-d", "x")
+		if r.code != http.StatusTooManyRequests || r.headers.Get("Retry-After") != "1" {
+			t.Errorf("POST after the burst: %d, Retry-After %q; want 429, 1", r.code, r.headers.Get("Retry-After"))
 		}
 	})
 	t.Run("canary-by-header", func(t *testing.T) {
@@ -306,6 +314,39 @@ func TestAnnotationsWithCurl(t *testing.T) {
 			if r := get("small.test", "/", c.args...); r.code != c.code {
 				t.Errorf("%s: %d, want %d", c.name, r.code, c.code)
 			}
+		}
+	})
+	t.Run("the fast path serves the annotated routes it can", func(t *testing.T) {
+		// rewrite-target, ssl-redirect, the timeouts, source ranges and
+		// proxy-body-size (a GET has no body) are applied on the fast
+		// path; affinity, basic auth and HTTPS endpoints take net/http.
+		for _, c := range []struct {
+			host, path string
+			code       int
+			fast       bool
+		}{
+			{"rewrite.test", "/api/items", 200, true},
+			{"noredirect.test", "/", 200, true},
+			{"slow.test", "/", http.StatusGatewayTimeout, true},
+			{"office.test", "/", http.StatusForbidden, true},
+			{"local.test", "/", 200, true},
+			{"small.test", "/", 200, true},
+			{"sticky.test", "/", 200, false},
+			{"private.test", "/", http.StatusUnauthorized, false},
+			{"secure.test", "/", 200, false},
+		} {
+			before := e.c.fastHTTP.served.Load()
+			r := get(c.host, c.path)
+			fast := e.c.fastHTTP.served.Load() > before
+			if r.code != c.code || fast != c.fast {
+				t.Errorf("%s%s: %d on the fast path %v, want %d, %v", c.host, c.path, r.code, fast, c.code, c.fast)
+			}
+		}
+		// The fast path's 403 is the net/http path's (textError).
+		r := get("office.test", "/")
+		if r.headers.Get("Content-Type") != "text/plain; charset=utf-8" || r.headers.Get("X-Content-Type-Options") != "nosniff" ||
+			r.body != "403 Forbidden: the client address is not in the Ingress's allowed source ranges\n" {
+			t.Errorf("403: %v %q", r.headers, r.body)
 		}
 	})
 	t.Run("bad annotations refuse the Ingress, the others keep serving", func(t *testing.T) {

@@ -12,7 +12,8 @@
 // /metrics on a status listener and writes a JSON access log.
 //
 // HTTP/1.1 connections (plain and TLS) are served by a fast path of its
-// own (fastpath.go: plain GET/HEAD to routes without annotations, parsed
+// own (fastpath.go: plain GET/HEAD to plain-HTTP routes whose policy it
+// applies itself - no affinity, basic auth or canary - parsed
 // in place and relayed over kept-alive endpoint connections on the
 // connection's goroutine); every other request, and the connection from
 // then on, goes to net/http's server and httputil.ReverseProxy.
@@ -36,6 +37,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +88,10 @@ type Config struct {
 
 	// Upstream timeouts and passive health (upstream.Options defaults).
 	ConnectTimeout, ReadTimeout, UpstreamIdleTimeout, EjectFor time.Duration
+	// LoadBalance is how endpoints are picked for Ingresses without the
+	// switchboard.dev/load-balance annotation: round_robin ("", the
+	// default) or least_request.
+	LoadBalance annotations.LoadBalance
 
 	// Client-side limits: ReadHeaderTimeout (against slowloris),
 	// IdleTimeout of kept-alive client connections, MaxHeaderBytes (the
@@ -129,6 +135,7 @@ type snapshot struct {
 // Controller is a running ingress controller.
 type Controller struct {
 	cfg     Config
+	balance upstream.Balance // Config.LoadBalance
 	log     *slog.Logger
 	rec     *cluster.Recorder
 	metrics *metrics
@@ -170,6 +177,12 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Controller == "" {
 		cfg.Controller = routing.ControllerName
 	}
+	if cfg.LoadBalance == "" {
+		cfg.LoadBalance = annotations.RoundRobin
+	}
+	if _, ok := annotations.ParseLoadBalance(string(cfg.LoadBalance)); !ok {
+		return nil, fmt.Errorf("ingress: Config.LoadBalance %q: must be one of %s", cfg.LoadBalance, strings.Join(annotations.LoadBalances, ", "))
+	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
@@ -196,7 +209,7 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("ingress: default certificate: %w", err)
 	}
 	c := &Controller{
-		cfg: cfg, log: log, rec: rec, metrics: newMetrics(cfg.Registerer),
+		cfg: cfg, balance: toBalance(cfg.LoadBalance), log: log, rec: rec, metrics: newMetrics(cfg.Registerer),
 		loader: loader, certStore: certs.NewStore(loader.Default()),
 		kick: make(chan struct{}, 1), ready: make(chan struct{}),
 		pools: map[string]*upstream.Pool{}, reported: map[string]bool{},
@@ -265,6 +278,15 @@ func New(cfg Config) (*Controller, error) {
 		c.fastHTTPS = newFastServer(c, true, c.httpsLn.Addr(), nil) // handoff: the TLS splitter's HTTP/1 listener
 	}
 	return c, nil
+}
+
+// balanceOf is the load balancing of an Ingress's requests: its
+// annotation's, else the controller's default.
+func (c *Controller) balanceOf(pol *policy) upstream.Balance {
+	if pol != nil && pol.ownBalance {
+		return pol.balance
+	}
+	return c.balance
 }
 
 func ejectFor(cfg Config) time.Duration {

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	neturl "net/url"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-dev/switchboard/ingress/acme"
+	"github.com/switchboard-dev/switchboard/ingress/annotations"
 	"github.com/switchboard-dev/switchboard/ingress/guard"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/ingress/upstream"
@@ -34,10 +36,12 @@ import (
 // routes it, writes the request to a kept-alive endpoint connection
 // (upstream.Transport.DirectSend) and copies the response head and body
 // back, Content-Length or chunked passed through as they come. It takes
-// only plain GET and HEAD requests to routes without annotations, served
-// over plain HTTP/1.1 endpoints; for anything else (a request it does not
-// parse, a body, an upgrade, h2c, a route with a policy, 404, 421, 308,
-// 501, 503 without a pool) it hands the connection, with the bytes read
+// only plain GET and HEAD requests served over plain HTTP/1.1 endpoints,
+// to routes without canaries whose annotations it applies as the net/http
+// path does (rewrite-target, ssl-redirect, timeouts, source ranges,
+// limit-rps, load-balance: policy.fast); for anything else (a request it
+// does not parse, a body, an upgrade, h2c, affinity, basic auth, 404,
+// 421, 308, 501, 503 without a pool) it hands the connection, with the bytes read
 // and not consumed, to the net/http server, which then serves it to its
 // end exactly as before. The answers are the ones the net/http path
 // gives: the same headers to the backend, the same error statuses and
@@ -122,6 +126,11 @@ type fastConn struct {
 	dc      *upstream.DirectConn // the exchange's endpoint connection
 	headLen int                  // bytes of the request head still buffered
 	idleSet time.Time            // when the idle read deadline was set
+	// The metric children of the connection's last request (a kept-alive
+	// connection mostly repeats its route and status).
+	obsSnap *snapshot
+	obsK    obsKey
+	obsE    *obsEntry
 }
 
 var fastConnPool sync.Pool
@@ -198,6 +207,7 @@ func (s *fastServer) serveConn(conn net.Conn, st *tls.ConnectionState) {
 	}
 	conn.Close()
 	fc.s, fc.conn, fc.tls = nil, nil, nil
+	fc.obsSnap, fc.obsE = nil, nil
 	fc.br.Reset(nil)
 	fc.bw.Reset(nil)
 	fastConnPool.Put(fc)
@@ -372,11 +382,19 @@ func (fc *fastConn) serve(n int) (keep, ok bool) {
 		return false, false // maybe an ACME challenge: the net/http path answers it
 	}
 	route := snap.table.Match(host, path)
-	if route == nil || len(route.Canaries) > 0 || route.Backend.Resource != nil || snap.policies[route.Ingress] != nil {
+	if route == nil || len(route.Canaries) > 0 || route.Backend.Resource != nil {
 		return false, false
 	}
-	if !s.secure && route.TLS && c.httpsLn != nil {
-		return false, false // 308 (no policy: ssl-redirect is on)
+	pol := snap.policies[route.Ingress] // nil: no annotations
+	var cfg *annotations.Config
+	if pol != nil {
+		if !pol.fast {
+			return false, false
+		}
+		cfg = pol.cfg
+	}
+	if !s.secure && route.TLS && c.httpsLn != nil && cfg.Redirect() {
+		return false, false // 308
 	}
 	pool := snap.pools[route.Backend.Key()]
 	if pool == nil {
@@ -404,28 +422,57 @@ func (fc *fastConn) serve(n int) (keep, ok bool) {
 	if c.cfg.AccessLog != nil {
 		access = &accessInfo{host: string(rawHost), path: string(rawPath), requestID: string(fc.reqID)}
 	}
-	fc.rec = upstream.Record{}
 	method := http.MethodGet
 	if r.head {
 		method = http.MethodHead
 	}
 	closeAfter := r.close || s.closing.Load()
-
 	s.served.Add(1)
-	fc.headLen = n
-	dc, err := c.transport.DirectSend(pool, &fc.rec, fc.writeFn, fc.aliveFn)
-	fc.br.Discard(n) // the head's bytes are not used after this
-	fc.reqBuf, fc.headLen = nil, 0
+
+	// The Ingress's policy, in the net/http path's order: source ranges
+	// (403), then the rate limit (429); the rewrite and the timeouts go
+	// into the request to the endpoint.
+	fc.rec = upstream.Record{Balance: c.balanceOf(pol)}
 	status, bytes := 0, int64(0)
-	switch {
-	case errors.Is(err, upstream.ErrClientGone):
-		status, closeAfter = 499, true // client closed the request (nginx's code)
-	case err != nil:
-		status = fc.writeError(err, closeAfter)
-	default:
-		status, bytes, keep = fc.relay(dc, r.head, closeAfter)
-		if !keep {
-			closeAfter = true
+	answered := false
+	if cfg != nil {
+		var client netip.Addr
+		if len(cfg.SourceRanges) > 0 || pol.limiter != nil {
+			client, _ = netip.ParseAddr(fc.client)
+			client = client.Unmap()
+		}
+		switch {
+		case len(cfg.SourceRanges) > 0 && !cfg.AllowedFrom(client):
+			status, bytes = fc.writeText(http.StatusForbidden, "the client address is not in the Ingress's allowed source ranges", "", closeAfter)
+			answered = true
+		case pol.limiter != nil && !pol.limiter.allow(client, start):
+			// RFC 6585 section 4: 429 Too Many Requests.
+			status, bytes = fc.writeText(http.StatusTooManyRequests, "rate limit exceeded", "Retry-After: 1\r\n", closeAfter)
+			answered = true
+		}
+		if cfg.RewriteTarget != "" && !route.Default {
+			fc.outPath = (&neturl.URL{Path: rewritePath(route, path, cfg.RewriteTarget)}).EscapedPath()
+		}
+		fc.rec.ConnectTimeout, fc.rec.ReadTimeout = cfg.ConnectTimeout, cfg.ReadTimeout
+	}
+	if answered {
+		fc.br.Discard(n)
+		fc.reqBuf = nil
+	} else {
+		fc.headLen = n
+		dc, err := c.transport.DirectSend(pool, &fc.rec, fc.writeFn, fc.aliveFn)
+		fc.br.Discard(n) // the head's bytes are not used after this
+		fc.reqBuf, fc.headLen = nil, 0
+		switch {
+		case errors.Is(err, upstream.ErrClientGone):
+			status, closeAfter = 499, true // client closed the request (nginx's code)
+		case err != nil:
+			status = fc.writeError(err, closeAfter)
+		default:
+			status, bytes, keep = fc.relay(dc, r.head, closeAfter)
+			if !keep {
+				closeAfter = true
+			}
 		}
 	}
 	if err := fc.bw.Flush(); err != nil {
@@ -486,13 +533,23 @@ func (fc *fastConn) writeError(err error, closeAfter bool) int {
 		code, msg = http.StatusGatewayTimeout, "the backend did not answer in time"
 	}
 	fc.s.c.log.Debug("proxy error", "err", err)
+	fc.writeText(code, msg, "", closeAfter)
+	return code
+}
+
+// writeText answers as textError does on the net/http path; extra is
+// more header lines (each ending in CRLF). It returns the status and the
+// body's size (0 for HEAD).
+func (fc *fastConn) writeText(code int, msg, extra string, closeAfter bool) (int, int64) {
 	body := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"
 	w := fc.bw
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(code))
 	w.WriteByte(' ')
 	w.WriteString(http.StatusText(code))
-	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: ")
+	w.WriteString("\r\n")
+	w.WriteString(extra)
+	w.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: ")
 	w.Write(httpDate())
 	w.WriteString("\r\nContent-Length: ")
 	w.WriteString(strconv.Itoa(len(body)))
@@ -500,10 +557,11 @@ func (fc *fastConn) writeError(err error, closeAfter bool) int {
 		w.WriteString("\r\nConnection: close")
 	}
 	w.WriteString("\r\n\r\n")
-	if !fc.req.head {
-		w.WriteString(body)
+	if fc.req.head {
+		return code, 0
 	}
-	return code
+	w.WriteString(body)
+	return code, int64(len(body))
 }
 
 // relay reads the response head from the endpoint, writes it to the
@@ -820,7 +878,9 @@ func (c *Controller) observeFast(snap *snapshot, route *routing.Route, method st
 	d := time.Since(start)
 	k := obsKey{route, method == http.MethodHead, status}
 	var e *obsEntry
-	if v, ok := snap.obs.Load(k); ok {
+	if fc.obsSnap == snap && fc.obsK == k {
+		e = fc.obsE
+	} else if v, ok := snap.obs.Load(k); ok {
 		e = v.(*obsEntry)
 	} else {
 		svc := route.Backend.Service
@@ -832,6 +892,7 @@ func (c *Controller) observeFast(snap *snapshot, route *routing.Route, method st
 		}
 		snap.obs.Store(k, e)
 	}
+	fc.obsSnap, fc.obsK, fc.obsE = snap, k, e
 	e.count.Inc()
 	e.dur.Observe(d.Seconds())
 	if a == nil {

@@ -241,7 +241,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		textError(rw, http.StatusServiceUnavailable, "the backend service is not available")
 		return
 	}
-	rec := &upstream.Record{}
+	rec := &upstream.Record{Balance: c.balanceOf(pol)}
 	if cfg != nil {
 		if n := cfg.BodySizeLimit; n > 0 {
 			if r.ContentLength > n {

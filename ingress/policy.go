@@ -24,10 +24,21 @@ import (
 // its annotations (and auth Secret) do not change, so that limiter state
 // and verified credentials survive unrelated changes.
 type policy struct {
-	cfg         *annotations.Config
-	auth        *annotations.Htpasswd
-	limiter     *ipLimiter
-	proto       upstream.Protocol
+	cfg     *annotations.Config
+	auth    *annotations.Htpasswd
+	limiter *ipLimiter
+	proto   upstream.Protocol
+	// balance is the load-balance annotation's choice (ownBalance: set);
+	// without it the controller's default applies.
+	balance    upstream.Balance
+	ownBalance bool
+	// fast: the fast path may serve the Ingress's requests (it applies
+	// rewrite-target, ssl-redirect, the timeouts, limit-rps, the source
+	// ranges and load-balance as the net/http path does; a GET or HEAD
+	// without body never meets proxy-body-size, and acme concerns
+	// certificates only). Cookie affinity, basic auth and other backend
+	// protocols stay on the net/http path.
+	fast        bool
 	fingerprint string
 }
 
@@ -91,10 +102,22 @@ func buildPolicies(s *cluster.Store, ings []*networkingv1.Ingress, old map[types
 		case annotations.GRPC, annotations.H2C:
 			p.proto = upstream.H2C
 		}
+		if cfg.LoadBalance != "" {
+			p.balance, p.ownBalance = toBalance(cfg.LoadBalance), true
+		}
+		p.fast = p.proto == upstream.HTTP1 && cfg.Affinity == nil && cfg.BasicAuth == nil && cfg.Canary == nil
 		out[nn] = p
 		ok = append(ok, ing)
 	}
 	return ok, out, refused
+}
+
+// toBalance is the upstream spelling of a load-balance value.
+func toBalance(lb annotations.LoadBalance) upstream.Balance {
+	if lb == annotations.LeastRequest {
+		return upstream.LeastRequest
+	}
+	return upstream.RoundRobin
 }
 
 // fingerprint is the switchboard annotations of an object, in order ("" when

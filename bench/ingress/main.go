@@ -17,7 +17,7 @@
 // again) through the real `switchboard ingress` code path
 // (ingress/ingresscmd) with manifests written to the same directory.
 //
-//	go run ./bench/ingress [-quick] [-duration 10s] [-connections 64] [-threads 2] [-warmup 2s]
+//	go run ./bench/ingress [-quick] [-duration 10s] [-connections 64] [-threads 2] [-warmup 2s] [-rounds 3]
 //
 // Needs wrk and nginx (Debian packages wrk and nginx); without them it
 // says so and exits 0. Traffic is loopback only. The package owns
@@ -42,6 +42,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,12 +75,18 @@ type Options struct {
 	Connections int
 	Threads     int
 	BodyBytes   int
+	// Rounds is how many times each proxy is measured per scenario, the
+	// two taking turns (switchboard first in odd rounds, nginx first in
+	// even ones) so that a change of load on a shared machine does not
+	// land on one side only; the table shows medians and the spread of
+	// the per-round ratios.
+	Rounds int
 }
 
 // Defaults and what -quick uses.
 var (
-	Defaults = Options{Duration: 10 * time.Second, Warmup: 2 * time.Second, Connections: 64, Threads: 2, BodyBytes: 64}
-	Quick    = Options{Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, Connections: 16, Threads: 2, BodyBytes: 64}
+	Defaults = Options{Duration: 10 * time.Second, Warmup: 2 * time.Second, Connections: 64, Threads: 2, BodyBytes: 64, Rounds: 3}
+	Quick    = Options{Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, Connections: 16, Threads: 2, BodyBytes: 64, Rounds: 1}
 )
 
 func main() {
@@ -93,6 +100,7 @@ func main() {
 	flag.IntVar(&o.Connections, "connections", o.Connections, "wrk -c: concurrent connections")
 	flag.IntVar(&o.Threads, "threads", o.Threads, "wrk -t")
 	flag.IntVar(&o.BodyBytes, "body", o.BodyBytes, "size of the backend's response body in bytes")
+	flag.IntVar(&o.Rounds, "rounds", o.Rounds, "measured runs of each proxy per scenario, taking turns (medians and the spread of the per-round ratios are shown)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the switchboard side to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -116,6 +124,9 @@ func main() {
 		}
 		if set["threads"] {
 			q.Threads = o.Threads
+		}
+		if set["rounds"] {
+			q.Rounds = o.Rounds
 		}
 		q.BodyBytes = o.BodyBytes
 		o = q
@@ -209,53 +220,109 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		{"HTTPS (TLS, HTTP/1.1)", func(p *proxy) string { return "https://" + tlsHost + ":" + portOf(p.https) + "/" }},
 	}
 	proxies := []*proxy{sb, ng}
-	results := map[string]map[string]Result{}
+	rounds := max(1, o.Rounds)
+	results := map[string]map[string][]Result{}
 	for _, sc := range scenarios {
-		results[sc.name] = map[string]Result{}
+		results[sc.name] = map[string][]Result{}
 		for _, p := range proxies {
-			u := sc.url(p)
-			if err := check(ctx, u); err != nil {
+			if err := check(ctx, sc.url(p)); err != nil {
 				return fmt.Errorf("%s via %s: %w", sc.name, p.name, err)
 			}
-			if o.Warmup > 0 {
-				if _, err := wrk(ctx, o, o.Warmup, u); err != nil {
-					return err
+		}
+		for round := 0; round < rounds; round++ {
+			order := proxies
+			if round%2 == 1 {
+				order = []*proxy{ng, sb}
+			}
+			for _, p := range order {
+				u := sc.url(p)
+				if o.Warmup > 0 && round == 0 {
+					if _, err := wrk(ctx, o, o.Warmup, u); err != nil {
+						return err
+					}
 				}
+				cpu0, self0 := groupCPU(p.pgid), selfCPU()
+				r, err := wrk(ctx, o, o.Duration, u)
+				if err != nil {
+					return fmt.Errorf("%s via %s: %w", sc.name, p.name, err)
+				}
+				if r.Total > 0 {
+					r.CPUPerReq = (groupCPU(p.pgid) - cpu0) / time.Duration(r.Total)
+					r.BackendCPUPerReq = (selfCPU() - self0) / time.Duration(r.Total)
+				}
+				results[sc.name][p.name] = append(results[sc.name][p.name], r)
 			}
-			cpu0, self0 := groupCPU(p.pgid), selfCPU()
-			r, err := wrk(ctx, o, o.Duration, u)
-			if err != nil {
-				return fmt.Errorf("%s via %s: %w", sc.name, p.name, err)
-			}
-			if r.Total > 0 {
-				r.CPUPerReq = (groupCPU(p.pgid) - cpu0) / time.Duration(r.Total)
-				r.BackendCPUPerReq = (selfCPU() - self0) / time.Duration(r.Total)
-			}
-			results[sc.name][p.name] = r
 		}
 	}
 
-	fmt.Fprintf(out, "bench/ingress: wrk -t%d -c%d -d%s (warm-up %s), backend net/http on 127.0.0.1 (%d-byte body), %d CPUs\n",
-		o.Threads, o.Connections, o.Duration, o.Warmup, o.BodyBytes, numCPU())
+	fmt.Fprintf(out, "bench/ingress: wrk -t%d -c%d -d%s (warm-up %s), %d round(s) per proxy taking turns, backend net/http on 127.0.0.1 (%d-byte body), %d CPUs\n",
+		o.Threads, o.Connections, o.Duration, o.Warmup, rounds, o.BodyBytes, numCPU())
 	fmt.Fprintf(out, "switchboard: ingress/ingresscmd in a child process; nginx: %s, worker_processes auto, upstream keepalive 64\n\n", ng.version)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tproxy\treq/s\tp50\tp99\tCPU/req\terrors\t")
 	for _, sc := range scenarios {
-		a, b := results[sc.name][sb.name], results[sc.name][ng.name]
+		med := map[string]Result{}
 		for _, p := range proxies {
-			r := results[sc.name][p.name]
+			med[p.name] = median(results[sc.name][p.name])
+			r := med[p.name]
 			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t\n", sc.name, p.name, r.Requests, fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.CPUPerReq), r.Non2xx+r.SocketErr)
 		}
+		a, b := med[sb.name], med[ng.name]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\t\n", sc.name, "switchboard/nginx", ratio(a.Requests, b.Requests), ratio(float64(a.P50), float64(b.P50)), ratio(float64(a.P99), float64(b.P99)), ratio(float64(a.CPUPerReq), float64(b.CPUPerReq)))
 	}
 	tw.Flush()
+	if rounds > 1 {
+		fmt.Fprintln(out, "\nmedians of the rounds; per-round ratios switchboard/nginx (round by round):")
+		for _, sc := range scenarios {
+			var rps, p99, cpu []string
+			for i := range rounds {
+				a, b := results[sc.name][sb.name][i], results[sc.name][ng.name][i]
+				rps = append(rps, ratio(a.Requests, b.Requests))
+				p99 = append(p99, ratio(float64(a.P99), float64(b.P99)))
+				cpu = append(cpu, ratio(float64(a.CPUPerReq), float64(b.CPUPerReq)))
+			}
+			fmt.Fprintf(out, "  %s: req/s %s; p99 %s; CPU/req %s\n", sc.name, strings.Join(rps, " "), strings.Join(p99, " "), strings.Join(cpu, " "))
+		}
+	}
 	fmt.Fprintln(out, "\ngoal: req/s ratio >= 1.00 with p99 ratio <= 1.00 (lower latency is better).")
 	fmt.Fprintln(out, "CPU/req: user+system time of the proxy's processes over the run / requests (less noisy than req/s on a shared machine).")
 	for _, sc := range scenarios {
 		fmt.Fprintf(out, "for reference, the backend (a bare Go net/http server) used %s of CPU per request in the %s runs through switchboard, %s through nginx\n",
-			fmtDur(results[sc.name][sb.name].BackendCPUPerReq), sc.name, fmtDur(results[sc.name][ng.name].BackendCPUPerReq))
+			fmtDur(median(results[sc.name][sb.name]).BackendCPUPerReq), sc.name, fmtDur(median(results[sc.name][ng.name]).BackendCPUPerReq))
 	}
 	return nil
+}
+
+// median is the result whose figures are each the median of the runs'
+// (errors are summed).
+func median(rs []Result) Result {
+	if len(rs) == 0 {
+		return Result{}
+	}
+	mid := func(f func(Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	out := Result{
+		Requests:         mid(func(r Result) float64 { return r.Requests }),
+		Total:            int64(mid(func(r Result) float64 { return float64(r.Total) })),
+		CPUPerReq:        time.Duration(mid(func(r Result) float64 { return float64(r.CPUPerReq) })),
+		BackendCPUPerReq: time.Duration(mid(func(r Result) float64 { return float64(r.BackendCPUPerReq) })),
+		P50:              time.Duration(mid(func(r Result) float64 { return float64(r.P50) })),
+		P99:              time.Duration(mid(func(r Result) float64 { return float64(r.P99) })),
+	}
+	for _, r := range rs {
+		out.Non2xx += r.Non2xx
+		out.SocketErr += r.SocketErr
+	}
+	return out
 }
 
 func numCPU() int {

@@ -82,3 +82,27 @@ Transfer/sec:      1.50MB
 		t.Error("a report without figures parsed")
 	}
 }
+
+// TestMedian: each figure is the median of the rounds' (the mean of the
+// middle two for an even count); errors add up.
+func TestMedian(t *testing.T) {
+	ms := time.Millisecond
+	cases := []struct {
+		name string
+		in   []Result
+		want Result
+	}{
+		{"none", nil, Result{}},
+		{"one", []Result{{Requests: 10, P99: ms, SocketErr: 1}}, Result{Requests: 10, P99: ms, SocketErr: 1}},
+		{"odd: the middle of each figure on its own",
+			[]Result{{Requests: 30, P99: 1 * ms, Non2xx: 1}, {Requests: 10, P99: 9 * ms}, {Requests: 20, P99: 5 * ms, Non2xx: 2}},
+			Result{Requests: 20, P99: 5 * ms, Non2xx: 3}},
+		{"even: the mean of the middle two", []Result{{Requests: 10, P50: 2 * ms}, {Requests: 40, P50: 4 * ms}, {Requests: 20, P50: 1 * ms}, {Requests: 30, P50: 3 * ms}},
+			Result{Requests: 25, P50: 2500 * time.Microsecond}},
+	}
+	for _, c := range cases {
+		if got := median(c.in); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}

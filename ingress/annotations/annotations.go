@@ -52,7 +52,10 @@ const (
 	ProxyBodySize        = "proxy-body-size"
 	// ACME asks for the certificates of the Ingress's spec.tls entries
 	// from the controller's ACME directory (ingress/acme).
-	ACME                   = "acme"
+	ACME = "acme"
+	// LoadBalanceName chooses how the endpoints of the Ingress's backends
+	// are picked (ingress-nginx's load-balance).
+	LoadBalanceName        = "load-balance"
 	DefaultCookieName      = "SWITCHBOARD_AFFINITY"
 	DefaultAuthRealm       = "Authentication Required"
 	DefaultBurstMultiplier = 5
@@ -61,7 +64,31 @@ const (
 // Known lists every annotation name (after Prefix).
 var Known = []string{RewriteTarget, SSLRedirect, BackendProtocol, ConnectTimeout, ReadTimeout, LimitRPS, LimitBurst,
 	Canary, CanaryByHeader, CanaryByHeaderValue, CanaryWeight, Affinity, SessionCookieName, SessionCookieMaxAge,
-	WhitelistSourceRange, AuthType, AuthSecret, AuthRealm, ProxyBodySize, ACME}
+	WhitelistSourceRange, AuthType, AuthSecret, AuthRealm, ProxyBodySize, ACME, LoadBalanceName}
+
+// LoadBalance is how a request's endpoint is picked (load-balance).
+type LoadBalance string
+
+const (
+	// RoundRobin takes the ready endpoints in turn (the default).
+	RoundRobin LoadBalance = "round_robin"
+	// LeastRequest takes the endpoint with the fewest requests in flight
+	// (Envoy's LEAST_REQUEST, nginx's least_conn).
+	LeastRequest LoadBalance = "least_request"
+)
+
+// LoadBalances lists the values of load-balance.
+var LoadBalances = []string{string(RoundRobin), string(LeastRequest)}
+
+// ParseLoadBalance accepts exactly round_robin and least_request (the
+// annotation's and the controller flag's values).
+func ParseLoadBalance(v string) (LoadBalance, bool) {
+	switch lb := LoadBalance(v); lb {
+	case RoundRobin, LeastRequest:
+		return lb, true
+	}
+	return "", false
+}
 
 // Protocol is how the proxy talks to the backend (backend-protocol).
 type Protocol string
@@ -134,6 +161,9 @@ type Config struct {
 	// ACME: the certificates of spec.tls (entries with a secretName) are
 	// obtained from an ACME directory and stored in those Secrets.
 	ACME bool
+	// LoadBalance picks the endpoints; "" leaves it to the controller's
+	// default.
+	LoadBalance LoadBalance
 }
 
 // Redirect reports whether plain HTTP requests to a TLS host of the
@@ -368,6 +398,13 @@ func Parse(ann map[string]string) (*Config, field.ErrorList) {
 			errs = append(errs, field.Invalid(p, v, err.Error()))
 		} else {
 			c.ACME = b
+		}
+	}
+	if v, p, ok := get(LoadBalanceName); ok {
+		if lb, ok := ParseLoadBalance(v); ok {
+			c.LoadBalance = lb
+		} else {
+			errs = append(errs, field.NotSupported(p, v, LoadBalances))
 		}
 	}
 	if len(errs) > 0 {

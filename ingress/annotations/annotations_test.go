@@ -81,6 +81,12 @@ func TestParse(t *testing.T) {
 		{"acme true", a(sb(ACME), "true"), &Config{ACME: true}, ""},
 		{"acme false", a(sb(ACME), "false"), &Config{}, ""},
 		{"acme must be a bool", a(sb(ACME), "yes"), nil, "true"},
+		// Envoy's LEAST_REQUEST / nginx's least_conn; ingress-nginx's
+		// load-balance annotation names round_robin as its default.
+		{"load-balance least_request", a(sb(LoadBalanceName), "least_request"), &Config{LoadBalance: LeastRequest}, ""},
+		{"load-balance round_robin", a(sb(LoadBalanceName), "round_robin"), &Config{LoadBalance: RoundRobin}, ""},
+		{"load-balance ewma is not supported", a(sb(LoadBalanceName), "ewma"), nil, `metadata.annotations[switchboard.dev/load-balance]: Unsupported value: "ewma": supported values: "round_robin", "least_request"`},
+		{"load-balance is spelled exactly", a(sb(LoadBalanceName), "LEAST_REQUEST"), nil, "Unsupported value"},
 		{"two bad annotations are both reported", a(sb(SSLRedirect), "no", sb(CanaryWeight), "x"), nil, "ssl-redirect"},
 	}
 	for _, c := range cases {
@@ -159,7 +165,7 @@ func TestHtpasswd(t *testing.T) {
 // accepted config's values are in range).
 func FuzzParse(f *testing.F) {
 	for _, s := range [][2]string{{RewriteTarget, "/a/b"}, {LimitRPS, "1e3"}, {LimitBurst, "7"}, {CanaryWeight, "50"},
-		{WhitelistSourceRange, "10.0.0.0/8,::1"}, {ProxyBodySize, "10m"}, {ConnectTimeout, "1.5s"}, {SessionCookieName, "c"}, {BackendProtocol, "grpc"}} {
+		{WhitelistSourceRange, "10.0.0.0/8,::1"}, {ProxyBodySize, "10m"}, {ConnectTimeout, "1.5s"}, {SessionCookieName, "c"}, {BackendProtocol, "grpc"}, {LoadBalanceName, "least_request"}} {
 		f.Add(s[0], s[1], Canary, "true")
 		f.Add(s[0], s[1], Affinity, "cookie")
 	}
@@ -178,6 +184,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.Canary != nil && (c.Canary.Weight < 0 || c.Canary.Weight > 100) {
 			t.Fatalf("canary weight out of range: %+v", c.Canary)
+		}
+		if _, ok := ParseLoadBalance(string(c.LoadBalance)); c.LoadBalance != "" && !ok {
+			t.Fatalf("load-balance out of range: %q", c.LoadBalance)
 		}
 		if c.BodySizeLimit < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 {
 			t.Fatalf("negative limit: %+v", c)

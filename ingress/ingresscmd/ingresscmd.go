@@ -7,15 +7,11 @@ package ingresscmd
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -27,7 +23,8 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster/kubesource"
 	"github.com/switchboard-dev/switchboard/cluster/standalonestore"
 	"github.com/switchboard-dev/switchboard/ingress"
-	"github.com/switchboard-dev/switchboard/ingress/acme"
+	"github.com/switchboard-dev/switchboard/ingress/acmeflags"
+	"github.com/switchboard-dev/switchboard/ingress/annotations"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/internal/sigctx"
 )
@@ -47,11 +44,13 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	MaxHeaderBytes    int
 	MaxHeaders        int
+	// LoadBalance is the default endpoint choice of Ingresses without
+	// the switchboard.dev/load-balance annotation: round_robin or
+	// least_request.
+	LoadBalance string
 	// ACME: certificates for Ingresses annotated switchboard.dev/acme:
-	// "true" from this directory ("" turns ACME off), the account's
-	// e-mail, where the account key is kept, and extra roots that the
-	// directory's HTTPS certificate chains to (a test CA such as pebble's).
-	ACMEDirectory, ACMEEmail, ACMEStateDir, ACMECAFile string
+	// "true".
+	ACME acmeflags.Options
 	// LeaderElect elects one replica (a Lease) to write Ingress status
 	// and Events when the Ingresses come from an API server; all serve
 	// traffic. The flag defaults to true; the zero Options do not elect.
@@ -60,8 +59,10 @@ type Options struct {
 }
 
 // NewCommand returns `switchboard ingress`.
-func NewCommand() *cobra.Command {
-	o := &Options{}
+func NewCommand() *cobra.Command { return newCommand(&Options{}) }
+
+// newCommand is NewCommand with the flags bound to o.
+func newCommand(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ingress (-f MANIFESTS | --kubeconfig FILE) [--http-addr ADDR] [--https-addr ADDR]",
 		Short: "Run the ingress controller for the Ingresses of manifests",
@@ -112,10 +113,8 @@ status and Events. /readyz is false until the informer caches have synced.`,
 	f.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", ingress.DefaultReadHeaderTimeout, "time a client has to send a request head")
 	f.IntVar(&o.MaxHeaderBytes, "max-header-bytes", ingress.DefaultMaxHeaderBytes, "largest request head accepted")
 	f.IntVar(&o.MaxHeaders, "max-headers", ingress.DefaultMaxHeaders, "most header fields accepted in a request")
-	f.StringVar(&o.ACMEDirectory, "acme-directory", "", "ACME directory URL: Ingresses annotated switchboard.dev/acme: \"true\" get their spec.tls certificates from it (HTTP-01 on --http-addr); \"\" turns ACME off")
-	f.StringVar(&o.ACMEEmail, "acme-email", "", "contact e-mail of the ACME account")
-	f.StringVar(&o.ACMEStateDir, "acme-state-dir", "", "directory keeping the ACME account key (default: a Secret, else memory)")
-	f.StringVar(&o.ACMECAFile, "acme-ca-file", "", "PEM roots the ACME directory's HTTPS certificate chains to, besides the system's (e.g. pebble's test CA)")
+	f.StringVar(&o.LoadBalance, "load-balance", string(annotations.RoundRobin), "how endpoints are picked for Ingresses without the switchboard.dev/load-balance annotation: round_robin or least_request (the fewest requests in flight)")
+	acmeflags.Add(f, &o.ACME, "--http-addr", "memory")
 	f.BoolVar(&o.LeaderElect, "leader-elect", true, "with an API server: elect one replica (a Lease) to write Ingress status and Events; every replica serves traffic")
 	f.StringVar(&o.Election.Namespace, "leader-elect-namespace", "", "namespace of the leader election Lease (default: the pod's namespace, else \"default\")")
 	f.StringVar(&o.Election.Name, "leader-elect-resource-name", DefaultLeaseName, "name of the leader election Lease")
@@ -141,6 +140,17 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	}
 	if o.HTTPAddr == "" && o.HTTPSAddr == "" {
 		return errors.New("--http-addr and --https-addr are both empty: nothing to serve")
+	}
+	lb, ok := annotations.ParseLoadBalance(o.LoadBalance)
+	if o.LoadBalance == "" {
+		lb, ok = annotations.RoundRobin, true
+	}
+	if !ok {
+		return fmt.Errorf("--load-balance %q: must be one of %s", o.LoadBalance, strings.Join(annotations.LoadBalances, ", "))
+	}
+	acmeCfg, err := o.ACME.Config("")
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -175,7 +185,7 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 		}
 	}
 	cfg := ingress.Config{
-		Store: store, HTTPAddr: o.HTTPAddr, HTTPSAddr: o.HTTPSAddr, StatusAddr: o.StatusAddr,
+		Store: store, LoadBalance: lb, HTTPAddr: o.HTTPAddr, HTTPSAddr: o.HTTPSAddr, StatusAddr: o.StatusAddr,
 		Controller: o.Controller, ConnectTimeout: o.ConnectTimeout, ReadTimeout: o.ReadTimeout, EjectFor: o.EjectFor,
 		ReadHeaderTimeout: o.ReadHeaderTimeout, MaxHeaderBytes: o.MaxHeaderBytes, MaxHeaders: o.MaxHeaders,
 		Registerer: reg, Gatherer: reg, Logger: log.With("component", "ingress"),
@@ -183,24 +193,7 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	if o.AccessLog {
 		cfg.AccessLog = slog.New(slog.NewJSONHandler(out, nil))
 	}
-	if o.ACMEDirectory != "" {
-		ac := &acme.Config{DirectoryURL: o.ACMEDirectory, Email: o.ACMEEmail, StateDir: o.ACMEStateDir}
-		if o.ACMECAFile != "" {
-			pem, err := os.ReadFile(o.ACMECAFile)
-			if err != nil {
-				return fmt.Errorf("--acme-ca-file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil || pool == nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("--acme-ca-file %s: no PEM certificate in it", o.ACMECAFile)
-			}
-			ac.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		}
-		cfg.ACME = ac
-	}
+	cfg.ACME = acmeCfg
 	c, err := ingress.New(cfg)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/ingress"
+	"github.com/switchboard-dev/switchboard/ingress/acmeflags"
 )
 
 type syncBuffer struct {
@@ -207,6 +208,8 @@ func TestFlags(t *testing.T) {
 		{Options{HTTPAddr: ":0"}, "-f: give the manifests"},
 		{Options{Paths: []string{"x"}}, "both empty"},
 		{Options{Paths: []string{filepath.Join(t.TempDir(), "missing")}, HTTPAddr: "127.0.0.1:0"}, "manifests:"},
+		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", LoadBalance: "ewma"}, `--load-balance "ewma": must be one of round_robin, least_request`},
+		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", ACME: acmeflags.Options{Email: "ops@example.test"}}, "--acme-email needs --acme-directory"},
 	}
 	for _, c := range cases {
 		err := Run(context.Background(), &c.o, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
@@ -215,9 +218,50 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	cmd := NewCommand()
-	for _, f := range []string{"filename", "http-addr", "https-addr", "status-addr"} {
+	for _, f := range []string{"filename", "http-addr", "https-addr", "status-addr", "load-balance", "acme-directory", "acme-email", "acme-state-dir", "acme-ca-file"} {
 		if cmd.Flags().Lookup(f) == nil {
 			t.Errorf("flag --%s missing", f)
+		}
+	}
+}
+
+// TestACMEFlagsReachTheController: --acme-directory (and the others)
+// give the controller an ACME manager; without it there is none.
+func TestACMEFlagsReachTheController(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "class.yaml"), []byte(`apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: switchboard
+spec:
+  controller: switchboard.dev/ingress
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args     []string
+		wantACME bool
+	}{
+		{nil, false},
+		{[]string{"--acme-directory", "https://127.0.0.1:1/dir", "--acme-email", "ops@example.test", "--acme-state-dir", filepath.Join(dir, "acme")}, true},
+	} {
+		o := &Options{}
+		cmd := newCommand(o)
+		if err := cmd.ParseFlags(append([]string{"-f", dir, "--http-addr", "127.0.0.1:0", "--https-addr", "", "--status-addr", "", "--access-log=false"}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		got := false
+		err := Run(ctx, o, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), func(ctl *ingress.Controller) {
+			got = ctl.ACME() != nil
+			cancel()
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if got != c.wantACME {
+			t.Errorf("%v: ACME manager %v, want %v", c.args, got, c.wantACME)
 		}
 	}
 }

@@ -22,7 +22,7 @@ const directReadBuf = 16 << 10
 
 // DirectSend is the ingress fast path's way to an endpoint of pool over
 // plain HTTP/1.1, for a request without a body (GET, HEAD): it picks an
-// endpoint (rec.Affinity first when set, then round-robin), takes a
+// endpoint (rec.Affinity first when set, then as rec.Balance says: round-robin or least-request), counts it in flight until Release, takes a
 // kept-alive connection to it or connects, lets write put the request
 // head into the connection's buffer, sends it and waits for the first
 // byte of the response. As RoundTrip does for idempotent requests, an
@@ -49,27 +49,18 @@ func (t *Transport) DirectSend(pool *Pool, rec *Record, write func(*bufio.Writer
 	tried := triedBuf[:0]
 	var lastErr error
 	for attempt := 0; attempt < t.opts.MaxAttempts; attempt++ {
-		addr, ok := "", false
-		if attempt == 0 && rec != nil && rec.Affinity != "" {
-			addr, ok = pool.ByToken(rec.Affinity)
-		}
-		if !ok {
-			addr, ok = pool.Pick(tried)
-		}
-		if !ok {
+		ep := acquire(pool, rec, attempt, tried, false)
+		if ep == nil {
 			break
 		}
+		addr := ep.Addr
 		tried = append(tried, addr)
-		if rec != nil {
-			rec.Addr = addr
-			if rec.Affinity != "" {
-				rec.Token = pool.Token(addr)
-			}
-		}
 		dc, err := t.direct.sendHead(rec, addr, readTO, write, alive)
 		if err == nil {
+			dc.ep = ep
 			return dc, nil
 		}
+		ep.Done()
 		lastErr = err
 		var de *DialError
 		if !errors.As(err, &de) {
@@ -107,12 +98,20 @@ func (t *h1) sendHead(rec *Record, addr string, readTO time.Duration, write func
 		}
 		next := deadline
 		if alive != nil && (deadline.IsZero() || readTO > AliveEvery) {
+			// The deadline only wakes the wait up to ask alive: one set
+			// less than rearmSlack ago is kept (a timer change per request
+			// costs more than the precision is worth; the question comes
+			// at most rearmSlack early).
 			next = now.Add(AliveEvery)
+			if d := next.Sub(pc.rdl); d < 0 || d > rearmSlack {
+				pc.setReadDeadline(next)
+			}
+		} else {
+			pc.setReadDeadline(next)
 		}
 		// A read deadline only: the head is small and goes into the
 		// socket's buffer; the kept connection's deadline is replaced on
 		// its next use.
-		pc.c.SetReadDeadline(next)
 		write(pc.bw)
 		err := pc.bw.Flush()
 		for err == nil {
@@ -131,7 +130,7 @@ func (t *h1) sendHead(rec *Record, addr string, readTO time.Duration, write func
 			if !deadline.IsZero() && deadline.Before(next) {
 				next = deadline
 			}
-			pc.c.SetReadDeadline(next)
+			pc.setReadDeadline(next)
 			err = nil
 		}
 		if err == nil {
@@ -159,12 +158,24 @@ func (c *DirectConn) Addr() string { return c.addr }
 
 // SetReadDeadline sets the deadline of the connection's reads (a kept
 // connection gets a new one on its next use).
-func (c *DirectConn) SetReadDeadline(t time.Time) { c.c.SetReadDeadline(t) }
+func (c *DirectConn) SetReadDeadline(t time.Time) { c.setReadDeadline(t) }
+
+// rearmSlack: see sendHead.
+const rearmSlack = 100 * time.Millisecond
+
+func (c *DirectConn) setReadDeadline(t time.Time) {
+	c.rdl = t
+	c.c.SetReadDeadline(t)
+}
 
 // Release gives the connection back for reuse when keep (the response
 // was read to its end and both sides keep the connection alive), else
 // closes it. The connection must not be used after.
 func (c *DirectConn) Release(keep bool) {
+	if c.ep != nil {
+		c.ep.Done()
+		c.ep = nil
+	}
 	if keep {
 		c.t.put(c)
 		return

@@ -1,6 +1,7 @@
 // Package upstream owns how the ingress controller reaches a backend
 // Service: the ready endpoints of its EndpointSlices (straight to the pods,
-// not through the cluster IP), a Pool per backend with round-robin and
+// not through the cluster IP), a Pool per backend with round-robin or
+// least-request picking (requests in flight counted per endpoint) and
 // passive health (an endpoint that fails to connect is ejected for a
 // while), and the Transport that picks an endpoint per attempt, reuses
 // connections and retries idempotent requests on another endpoint when a

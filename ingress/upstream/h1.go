@@ -41,6 +41,8 @@ type DirectConn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 	reused    bool
+	ep        *Endpoint // in flight from DirectSend until Release
+	rdl       time.Time // read deadline set by DirectSend (zero: not known)
 }
 
 func newH1(dial func(ctx context.Context, network, addr string) (net.Conn, error), readTO, idleTO time.Duration, maxIdle int) *h1 {
@@ -159,6 +161,7 @@ func (t *h1) send(pc *DirectConn, req *http.Request, readTO time.Duration) (*htt
 		}
 		return nil, err
 	}
+	pc.rdl = time.Time{} // the deadlines here are not DirectSend's
 	if readTO > 0 {
 		pc.c.SetDeadline(time.Now().Add(readTO))
 	}

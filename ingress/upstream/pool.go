@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,38 +32,97 @@ const (
 // proxy answers 503).
 var ErrNoEndpoints = errors.New("no ready endpoints")
 
+// Balance is how a Pool chooses the endpoint of a request.
+type Balance uint8
+
+const (
+	// RoundRobin takes the endpoints in turn (the default).
+	RoundRobin Balance = iota
+	// LeastRequest takes the endpoint with the fewest requests in
+	// flight, as Envoy's LEAST_REQUEST and nginx's least_conn: in a pool
+	// of up to LeastRequestScan endpoints every one is looked at and ties
+	// are taken in turn (nginx: "If there are several such servers, they
+	// are tried in turn"); in a larger pool two distinct endpoints are
+	// drawn at random and the less busy one is taken (Envoy: "selects N
+	// random available hosts ... (2 by default) and picks the host which
+	// has the fewest active requests", the power of two choices).
+	LeastRequest
+)
+
+// LeastRequestScan is the largest pool LeastRequest scans whole.
+const LeastRequestScan = 16
+
+// String is the annotation's spelling (round_robin, least_request).
+func (b Balance) String() string {
+	if b == LeastRequest {
+		return "least_request"
+	}
+	return "round_robin"
+}
+
 // Pool is the endpoints of one backend, shared by every request to it.
 // Its endpoint list is replaced atomically on every change; the ejection
-// state of an endpoint survives the change.
+// state and the requests in flight of an endpoint survive the change.
 type Pool struct {
 	Key string
 
 	eps     atomic.Pointer[endpointSet]
 	next    atomic.Uint64
+	rnd     atomic.Uint64 // LeastRequest's random draws (splitmix64 state)
 	mu      sync.Mutex
 	ejected map[string]time.Time // endpoint -> ejected until
-	now     func() time.Time
+	// nEjected is len(ejected), written under mu: a pick looks at the
+	// ejections (and takes the lock) only when there are some.
+	nEjected atomic.Int32
+	now      func() time.Time
 }
+
+// Endpoint is one endpoint of a pool with its requests in flight. A
+// request holds it from its pick until its response has been read (or
+// it failed), and gives it back with Done.
+type Endpoint struct {
+	Addr   string
+	active atomic.Int64
+}
+
+// Done ends one request on the endpoint (once per pick).
+func (e *Endpoint) Done() { e.active.Add(-1) }
+
+// InFlight is the number of requests on the endpoint now.
+func (e *Endpoint) InFlight() int64 { return e.active.Load() }
 
 // endpointSet is one endpoint list with its affinity tokens.
 type endpointSet struct {
 	list    []string
-	token   map[string]string // addr -> token
-	byToken map[string]string // token -> addr
+	eps     []*Endpoint          // same order as list
+	byAddr  map[string]*Endpoint // addr -> endpoint
+	token   map[string]string    // addr -> token
+	byToken map[string]string    // token -> addr
 }
 
 // NewPool returns an empty pool for the backend key.
 func NewPool(key string) *Pool {
 	p := &Pool{Key: key, ejected: map[string]time.Time{}, now: time.Now}
 	p.eps.Store(&endpointSet{})
+	var seed [8]byte
+	crand.Read(seed[:])
+	p.rnd.Store(binary.LittleEndian.Uint64(seed[:]))
 	return p
 }
 
 // SetEndpoints replaces the endpoint list ("ip:port", stable order).
-// Ejections of endpoints no longer listed are forgotten.
+// Ejections of endpoints no longer listed are forgotten; an endpoint
+// still listed keeps its requests in flight.
 func (p *Pool) SetEndpoints(eps []string) {
-	set := &endpointSet{list: slices.Clone(eps), token: map[string]string{}, byToken: map[string]string{}}
+	old := p.eps.Load()
+	set := &endpointSet{list: slices.Clone(eps), byAddr: map[string]*Endpoint{}, token: map[string]string{}, byToken: map[string]string{}}
 	for _, a := range set.list {
+		e := old.byAddr[a]
+		if e == nil {
+			e = &Endpoint{Addr: a}
+		}
+		set.eps = append(set.eps, e)
+		set.byAddr[a] = e
 		sum := sha256.Sum256([]byte(p.Key + "|" + a))
 		tok := hex.EncodeToString(sum[:8])
 		set.token[a], set.byToken[tok] = tok, a
@@ -73,6 +134,7 @@ func (p *Pool) SetEndpoints(eps []string) {
 			delete(p.ejected, a)
 		}
 	}
+	p.nEjected.Store(int32(len(p.ejected)))
 	p.mu.Unlock()
 }
 
@@ -98,11 +160,15 @@ func (p *Pool) ByToken(tok string) (string, bool) {
 func (p *Pool) Eject(addr string, d time.Duration) {
 	p.mu.Lock()
 	p.ejected[addr] = p.now().Add(d)
+	p.nEjected.Store(int32(len(p.ejected)))
 	p.mu.Unlock()
 }
 
 // Ejected reports whether addr is ejected now.
 func (p *Pool) Ejected(addr string) bool {
+	if p.nEjected.Load() == 0 {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ejectedLocked(addr, p.now())
@@ -115,45 +181,182 @@ func (p *Pool) ejectedLocked(addr string, now time.Time) bool {
 	}
 	if now.After(until) {
 		delete(p.ejected, addr)
+		p.nEjected.Store(int32(len(p.ejected)))
 		return false
 	}
 	return true
+}
+
+// InFlight is the number of requests in flight to addr (0 for an
+// endpoint not in the pool).
+func (p *Pool) InFlight(addr string) int64 {
+	if e := p.eps.Load().byAddr[addr]; e != nil {
+		return e.InFlight()
+	}
+	return 0
 }
 
 // Pick returns the next endpoint in round-robin order that is not in
 // tried, preferring endpoints that are not ejected; when every untried
 // endpoint is ejected one of them is returned anyway (trying a suspect
 // endpoint is better than failing for sure, as Envoy's panic threshold).
-// ok is false when no untried endpoint is left.
+// ok is false when no untried endpoint is left. The pick is not counted
+// in flight (Acquire is).
 func (p *Pool) Pick(tried []string) (addr string, ok bool) {
-	eps := p.eps.Load().list
-	n := len(eps)
-	if n == 0 {
+	e := p.pick(tried, RoundRobin)
+	if e == nil {
 		return "", false
 	}
-	start := int((p.next.Add(1) - 1) % uint64(n))
-	if n == 1 && len(tried) == 0 {
-		return eps[0], true
+	return e.Addr, true
+}
+
+// Acquire picks an endpoint as b says (not in tried, ejected ones only
+// when nothing else is left), counts one request in flight on it and
+// returns it; the caller calls Done when the request is over. nil when no
+// untried endpoint is left.
+func (p *Pool) Acquire(tried []string, b Balance) *Endpoint {
+	e := p.pick(tried, b)
+	if e != nil {
+		e.active.Add(1)
 	}
-	fallback := ""
-	p.mu.Lock()
-	now := p.now()
+	return e
+}
+
+// AcquireAddr counts a request in flight on addr (an affinity pick);
+// nil when addr is not in the pool.
+func (p *Pool) AcquireAddr(addr string) *Endpoint {
+	e := p.eps.Load().byAddr[addr]
+	if e != nil {
+		e.active.Add(1)
+	}
+	return e
+}
+
+func (p *Pool) pick(tried []string, b Balance) *Endpoint {
+	set := p.eps.Load()
+	eps := set.eps
+	n := len(eps)
+	if n == 0 {
+		return nil
+	}
+	if n == 1 {
+		if len(tried) == 0 || !slices.Contains(tried, eps[0].Addr) {
+			return eps[0]
+		}
+		return nil
+	}
+	if b == LeastRequest {
+		return p.leastRequest(eps, tried)
+	}
+	start := int((p.next.Add(1) - 1) % uint64(n))
+	var fallback *Endpoint
+	locked := false
+	var now time.Time
 	for i := 0; i < n; i++ {
-		a := eps[(start+i)%n]
-		if slices.Contains(tried, a) {
+		e := eps[(start+i)%n]
+		if len(tried) > 0 && slices.Contains(tried, e.Addr) {
 			continue
 		}
-		if len(p.ejected) > 0 && p.ejectedLocked(a, now) {
-			if fallback == "" {
-				fallback = a
+		if p.isEjected(e.Addr, &locked, &now) {
+			if fallback == nil {
+				fallback = e
 			}
 			continue
 		}
-		p.mu.Unlock()
-		return a, true
+		if locked {
+			p.mu.Unlock()
+		}
+		return e
 	}
-	p.mu.Unlock()
-	return fallback, fallback != ""
+	if locked {
+		p.mu.Unlock()
+	}
+	return fallback
+}
+
+// isEjected looks addr up in the ejections, taking the lock on the first
+// call of a pick (and leaving it held: the caller unlocks when *locked).
+func (p *Pool) isEjected(addr string, locked *bool, now *time.Time) bool {
+	if !*locked && p.nEjected.Load() == 0 {
+		return false
+	}
+	if !*locked {
+		p.mu.Lock()
+		*locked = true
+		*now = p.now()
+	}
+	return len(p.ejected) > 0 && p.ejectedLocked(addr, *now)
+}
+
+// leastRequest: see LeastRequest.
+func (p *Pool) leastRequest(eps []*Endpoint, tried []string) *Endpoint {
+	n := len(eps)
+	locked := false
+	var now time.Time
+	defer func() {
+		if locked {
+			p.mu.Unlock()
+		}
+	}()
+	usable := func(e *Endpoint) bool {
+		return !(len(tried) > 0 && slices.Contains(tried, e.Addr)) && !p.isEjected(e.Addr, &locked, &now)
+	}
+	if n > LeastRequestScan {
+		// The power of two choices among the usable endpoints: a few
+		// draws, then the scan below when they keep hitting unusable ones.
+		var a, b *Endpoint
+		for i := 0; i < 8 && b == nil; i++ {
+			x := p.rand()
+			e := eps[x%uint64(n)]
+			if e == a || !usable(e) {
+				continue
+			}
+			if a == nil {
+				a = e
+			} else {
+				b = e
+			}
+		}
+		if b != nil {
+			if b.active.Load() < a.active.Load() {
+				return b
+			}
+			return a
+		}
+	}
+	// Every endpoint: the fewest in flight, ties in turn from a rotating
+	// start.
+	start := int((p.next.Add(1) - 1) % uint64(n))
+	var best, fallback *Endpoint
+	var bestN int64
+	for i := 0; i < n; i++ {
+		e := eps[(start+i)%n]
+		if len(tried) > 0 && slices.Contains(tried, e.Addr) {
+			continue
+		}
+		if p.isEjected(e.Addr, &locked, &now) {
+			if fallback == nil || e.active.Load() < fallback.active.Load() {
+				fallback = e
+			}
+			continue
+		}
+		if k := e.active.Load(); best == nil || k < bestN {
+			best, bestN = e, k
+		}
+	}
+	if best != nil {
+		return best
+	}
+	return fallback
+}
+
+// rand is splitmix64 over an atomic state: cheap, lock-free, good enough
+// to draw endpoints.
+func (p *Pool) rand() uint64 {
+	z := p.rnd.Add(0x9e3779b97f4a7c15)
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 type poolKey struct{}
@@ -195,6 +398,8 @@ type Record struct {
 	// Affinity is the token of the endpoint preferred (cookie affinity);
 	// used when it is in the pool and not ejected.
 	Affinity string
+	// Balance chooses the endpoint otherwise (round-robin by default).
+	Balance Balance
 
 	// Addr is the last endpoint tried, Token its affinity token.
 	Addr, Token string
@@ -437,20 +642,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var tried []string
 	var lastErr error
 	for attempt := 0; attempt < t.opts.MaxAttempts; attempt++ {
-		addr, ok := "", false
-		if attempt == 0 && rec != nil && rec.Affinity != "" {
-			addr, ok = pool.ByToken(rec.Affinity)
-		}
-		if !ok {
-			addr, ok = pool.Pick(tried)
-		}
-		if !ok {
+		ep := acquire(pool, rec, attempt, tried, true)
+		if ep == nil {
 			break
 		}
+		addr := ep.Addr
 		tried = append(tried, addr)
-		if rec != nil {
-			rec.Addr, rec.Token = addr, pool.Token(addr)
-		}
 		out := req.WithContext(req.Context()) // shallow copy
 		u := *req.URL
 		u.Host = addr
@@ -460,8 +657,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := t.send(out, rec)
 		if err == nil {
+			resp.Body = doneBody(resp.Body, ep)
 			return resp, nil
 		}
+		ep.Done()
 		lastErr = err
 		var de *DialError
 		if !errors.As(err, &de) {
@@ -480,3 +679,78 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return nil, lastErr
 }
+
+// acquire picks the endpoint of an attempt and counts it in flight: the
+// affinity token's endpoint first (when it is in the pool and not
+// ejected), else as rec.Balance says; rec records it (and its token,
+// with affinity or when token is set).
+func acquire(pool *Pool, rec *Record, attempt int, tried []string, token bool) *Endpoint {
+	var ep *Endpoint
+	b := RoundRobin
+	if rec != nil {
+		b = rec.Balance
+		if attempt == 0 && rec.Affinity != "" {
+			if addr, ok := pool.ByToken(rec.Affinity); ok {
+				ep = pool.AcquireAddr(addr)
+			}
+		}
+	}
+	if ep == nil {
+		ep = pool.Acquire(tried, b)
+	}
+	if ep != nil && rec != nil {
+		rec.Addr = ep.Addr
+		if rec.Affinity != "" || token {
+			rec.Token = pool.Token(ep.Addr)
+		}
+	}
+	return ep
+}
+
+// doneBody ends the request on ep when the body is read to its end or
+// closed (whichever comes first); a protocol switch's body (the
+// connection, io.ReadWriteCloser) stays one, and the request is in
+// flight until it is closed.
+func doneBody(rc io.ReadCloser, ep *Endpoint) io.ReadCloser {
+	if rc == nil || rc == http.NoBody {
+		ep.Done()
+		return rc
+	}
+	if rwc, ok := rc.(io.ReadWriteCloser); ok {
+		return &doneRWC{doneReader{ReadCloser: rwc, ep: ep}, rwc}
+	}
+	return &doneReader{ReadCloser: rc, ep: ep}
+}
+
+type doneReader struct {
+	io.ReadCloser
+	ep   *Endpoint
+	done atomic.Bool
+}
+
+func (d *doneReader) finish() {
+	if d.done.CompareAndSwap(false, true) {
+		d.ep.Done()
+	}
+}
+
+func (d *doneReader) Read(p []byte) (int, error) {
+	n, err := d.ReadCloser.Read(p)
+	if err != nil {
+		d.finish()
+	}
+	return n, err
+}
+
+func (d *doneReader) Close() error {
+	err := d.ReadCloser.Close()
+	d.finish()
+	return err
+}
+
+type doneRWC struct {
+	doneReader
+	w io.Writer
+}
+
+func (d *doneRWC) Write(p []byte) (int, error) { return d.w.Write(p) }
