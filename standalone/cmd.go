@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-dev/switchboard/ingress/acmeflags"
 	"github.com/switchboard-dev/switchboard/internal/sigctx"
 	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
@@ -34,6 +36,7 @@ func NewUpCommand(stateDir *string, defaultStateDir func() string, logger func()
 		ingHTTP      string
 		ingHTTPS     string
 		noIngress    bool
+		ingACME      acmeflags.Options
 		dnsPublish   string
 		publishedDNS string
 		nodes        int
@@ -160,6 +163,10 @@ and the next start removes what a crash left.`,
 				watchParent(cancel)
 			}
 			cmd.SilenceUsage = true
+			ingressACME, err := ingACME.Config(filepath.Join(dir, "ingress-acme"))
+			if err != nil {
+				return err
+			}
 			return Up(ctx, Config{
 				Paths:            paths,
 				StateDir:         dir,
@@ -178,6 +185,7 @@ and the next start removes what a crash left.`,
 				IngressHTTPAddr:  ingHTTP,
 				IngressHTTPSAddr: ingHTTPS,
 				NoIngress:        noIngress,
+				IngressACME:      ingressACME,
 				PublishedDNS:     publishedDNS,
 				Nodes:            clusterNodes,
 				Overlay:          overlay,
@@ -205,6 +213,7 @@ and the next start removes what a crash left.`,
 	f.StringVar(&ingHTTP, "ingress-http-addr", DefaultIngressHTTPAddr, "ingress controller's HTTP address (port 0: a free port)")
 	f.StringVar(&ingHTTPS, "ingress-https-addr", DefaultIngressHTTPSAddr, "ingress controller's HTTPS address (port 0: a free port)")
 	f.BoolVar(&noIngress, "no-ingress", false, "do not run the ingress controller")
+	acmeflags.Add(f, &ingACME, "--ingress-http-addr", "STATE_DIR/ingress-acme")
 	f.StringVar(&proxyMode, "proxy-mode", ProxyAuto, "service proxy: auto (userspace in the loopback sandbox, nftables in the netns sandbox), userspace, nftables (netns only), none")
 	f.DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "print the summary after this long even if not every pod is ready")
 	return cmd

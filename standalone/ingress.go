@@ -31,6 +31,7 @@ func newIngress(store *cluster.Store, cfg Config, reg *prometheus.Registry, log 
 		Gatherer:   reg,
 		Logger:     log.With("component", "ingress"),
 		Recorder:   cluster.NewRecorder(store, "ingress-controller", cfg.NodeName),
+		ACME:       cfg.IngressACME,
 	})
 }
 

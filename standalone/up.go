@@ -33,6 +33,7 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster/manifests"
 	"github.com/switchboard-dev/switchboard/dns/dnsserver"
 	_ "github.com/switchboard-dev/switchboard/dns/plugins/all" // every DNS plugin
+	"github.com/switchboard-dev/switchboard/ingress/acme"
 
 	"github.com/switchboard-dev/switchboard/localapi"
 	"github.com/switchboard-dev/switchboard/node"
@@ -81,6 +82,11 @@ type Config struct {
 	// 127.0.0.1:8443; port 0 picks a free port); NoIngress turns it off.
 	IngressHTTPAddr, IngressHTTPSAddr string
 	NoIngress                         bool
+	// IngressACME, when not nil, gets the certificates of Ingresses
+	// annotated switchboard.dev/acme: "true" from an ACME directory
+	// (ingress.Config.ACME; --acme-directory and the other --acme-*
+	// flags, the same as `switchboard ingress` takes).
+	IngressACME *acme.Config
 	// Nodes (netns, several nodes): every node of the cluster, the first
 	// being the one this process runs in (NodeName and NodeNetNS are
 	// taken from it); PodCIDR is then the cluster's range and each node's
