@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchboard-dev/switchboard/internal/spawn"
 )
 
 // Container state reasons, as kubelet and containerd write them.
@@ -198,7 +200,10 @@ func envValue(env []string, name string) string {
 }
 
 // procAttr puts a process in its own process group (so that its children
-// are signalled with it) and has the kernel kill it when the node dies.
+// are signalled with it) and has the kernel kill it when the node dies:
+// processes with it are started by spawn.Start, from a thread that lives
+// as long as the node (the kernel sends Pdeathsig when the creating
+// thread ends, and the netns sandbox ends threads).
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
@@ -319,7 +324,7 @@ func (w *podWorker) startContainer(pod *corev1.Pod, spec *corev1.Container, c *c
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	inst.launchedAt = time.Now()
-	err = cmd.Start()
+	err = spawn.Start(cmd)
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -580,7 +585,7 @@ func (w *podWorker) execInContainer(ctx context.Context, pod *corev1.Pod, inst *
 	if err := w.n.cfg.Sandbox.Prepare(pod, cmd); err != nil {
 		return nil, -1, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		return nil, -1, err
 	}
 	err = cmd.Wait()

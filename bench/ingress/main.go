@@ -52,6 +52,7 @@ import (
 	"github.com/switchboard-dev/switchboard/ingress"
 	"github.com/switchboard-dev/switchboard/ingress/certs"
 	"github.com/switchboard-dev/switchboard/ingress/ingresscmd"
+	"github.com/switchboard-dev/switchboard/internal/spawn"
 )
 
 // childEnv set in the environment makes this binary the switchboard
@@ -535,7 +536,7 @@ type proxy struct {
 func startProc(cmd *exec.Cmd, sig syscall.Signal) (func(), error) {
 	// (the process group id is cmd.Process.Pid)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Start(cmd); err != nil { // Pdeathsig: from a thread that never ends
 		return nil, err
 	}
 	done := make(chan struct{})

@@ -55,6 +55,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/bench/internal/benchnode"
 	"github.com/switchboard-dev/switchboard/internal/kubetest"
+	"github.com/switchboard-dev/switchboard/internal/spawn"
 )
 
 const (
@@ -442,7 +443,7 @@ func measure(ctx context.Context, mc measureConfig) (Server, error) {
 	cmd.Dir = mc.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		return s, err
 	}
 	exited := make(chan struct{})

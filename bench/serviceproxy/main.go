@@ -49,6 +49,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchboard-dev/switchboard/internal/spawn"
 	"github.com/switchboard-dev/switchboard/serviceproxy"
 	"github.com/switchboard-dev/switchboard/serviceproxy/ipvs"
 	_ "github.com/switchboard-dev/switchboard/serviceproxy/modes/all"
@@ -326,7 +327,7 @@ func runChild(ctx context.Context, mode string, o options, stderr io.Writer) mod
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
-	err = cmd.Start()
+	err = spawn.Start(cmd) // Pdeathsig: from a thread that never ends
 	w.Close()
 	if err != nil {
 		return fail(fmt.Errorf("starting the child: %w", err))

@@ -38,6 +38,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/switchboard-dev/switchboard/internal/spawn"
 )
 
 // ServiceCIDR is the apiserver's --service-cluster-ip-range.
@@ -99,28 +101,13 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	// Its own process group, and killed with the test process: nothing
 	// outlives the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig "is sent when the creating thread dies" (not the
-		// process; go.dev/issue/27505), and the runtime ends any thread
-		// whose goroutine returns while locked to it - as code that
-		// switches a thread into a network namespace does (internal/
-		// testnet). So the process is started from a thread locked to
-		// this goroutine, which lives until the process has exited.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	// From the spawning thread: Pdeathsig is sent when the creating
+	// thread ends, and internal/testnet ends threads (see spawn).
+	if err := spawn.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
 	return p, nil
 }
 
