@@ -16,10 +16,11 @@
 // a kube-apiserver.
 //
 // Ours holds the objects in a store of its own, the way a DNS server fed
-// by a cluster would: with the kubernetes plugin's TrimStore transforms,
-// which keep only what DNS reads, as CoreDNS's informers keep only its
-// object.Pod, object.Service and object.Endpoints (-trim=false keeps the
-// objects whole, for comparison).
+// by a cluster would (`switchboard dns --kubeconfig`): with the kubernetes
+// plugin's TrimStore transforms, which keep only what DNS reads, and its
+// pods in a kubernetes.PodTable rather than the store, as CoreDNS's
+// informers keep only its object.Pod, object.Service and object.Endpoints
+// (-trim=false keeps the objects whole in the store, for comparison).
 //
 //	go run ./bench/dns [-services 10000] [-endpoints 10] [-pods 100000] [-seconds 10]
 //	                   [-only memory] [-objects minimal|realistic] [-trim=false]
@@ -101,7 +102,7 @@ func main() {
 	seconds := flag.Int("seconds", 10, "seconds per dnsperf run")
 	only := flag.String("only", "", `"memory": only the memory table (RSS after loading and after one internal run)`)
 	objects := flag.String("objects", "minimal", "minimal | realistic: what the objects hold besides what DNS reads")
-	trim := flag.Bool("trim", true, "our store keeps only what DNS reads (the kubernetes plugin's TrimStore)")
+	trim := flag.Bool("trim", true, "our store keeps only what DNS reads (the kubernetes plugin's TrimStore and PodTable)")
 	manifests := flag.String("write-manifests", "", "write the objects as manifest files into this directory (for `switchboard dns -f`) and exit")
 	flag.Parse()
 	g := gen{services: *services, endpoints: *endpoints, pods: *pods, realistic: *objects == "realistic"}
@@ -162,8 +163,10 @@ var (
 const nodes = 100
 
 // fill creates the objects; pods only when withPods (DNS watches pods only
-// with `pods verified`, so that is all a cluster-mode DNS would hold).
-func (g gen) fill(s *cluster.Store, withPods bool) error {
+// with `pods verified`, so that is all a cluster-mode DNS would hold),
+// into pods when it is not nil (a kubernetes.PodTable, as `switchboard dns
+// --kubeconfig` holds them), else into s.
+func (g gen) fill(s *cluster.Store, withPods bool, pods *kubernetes.PodTable) error {
 	nss := map[string]bool{}
 	for i := 0; i < g.services; i++ {
 		nss[g.namespace(i)] = true
@@ -185,9 +188,18 @@ func (g gen) fill(s *cluster.Store, withPods bool) error {
 		}
 	}
 	for i := 0; withPods && i < g.pods; i++ {
+		if pods != nil {
+			if err := pods.Add(g.pod(i)); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := s.Create(g.pod(i)); err != nil {
 			return err
 		}
+	}
+	if pods != nil {
+		pods.MarkSynced()
 	}
 	return nil
 }
@@ -432,11 +444,14 @@ func waitSignal() {
 }
 
 func serveOurs(g gen, podsMode string, trim bool) error {
+	dnscmd.SetGCDefaults() // as `switchboard dns`
 	s := cluster.NewStore()
+	var pods *kubernetes.PodTable
 	if trim {
 		kubernetes.TrimStore(s)
+		pods = kubernetes.NewPodTable(s)
 	}
-	if err := g.fill(s, podsMode == "verified"); err != nil {
+	if err := g.fill(s, podsMode == "verified", pods); err != nil {
 		return err
 	}
 	if os.Getenv("SWITCHBOARD_BENCH_PPROF") != "" {
@@ -446,6 +461,7 @@ func serveOurs(g gen, podsMode string, trim bool) error {
 	if err := svc.Start([]byte(corefile(oursAddr, podsMode, ""))); err != nil {
 		return err
 	}
+	dnscmd.ReleaseLoadMemory() // as dnscmd.Run
 	fmt.Println("ready")
 	waitSignal()
 	return svc.Stop()
@@ -488,7 +504,7 @@ func serveStandalone(paths []string, podsMode string) error {
 
 func serveAPI(g gen) error {
 	s := cluster.NewStore()
-	if err := g.fill(s, true); err != nil {
+	if err := g.fill(s, true, nil); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", apiAddr)

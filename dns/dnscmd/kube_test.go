@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/dns/dnstest"
+	"github.com/switchboard-dev/switchboard/dns/plugin/kubernetes"
 	"github.com/switchboard-dev/switchboard/internal/kubetest"
 )
 
@@ -163,6 +164,20 @@ func TestAgainstARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(podName, dns.TypeA, "the pod's address", isA("10.1.9.9"))
+	// A pod that has failed is no longer listed (CoreDNS's pod informer:
+	// field selector status.phase!=Failed, so the watch deletes it).
+	pod, err = cs.CoreV1().Pods(ns).Get(ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase = corev1.PodFailed
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(podName, dns.TypeA, "NXDOMAIN once the pod has failed", nx)
+	if kubernetes.PodTableOf(store) == nil || len(cluster.List[*corev1.Pod](store, "", nil)) != 0 {
+		t.Errorf("pods verified: want the pods in the store's PodTable and none in the store")
+	}
 
 	if err := cs.CoreV1().Services(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

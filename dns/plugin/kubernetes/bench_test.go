@@ -153,3 +153,41 @@ func BenchmarkIndexMemory(b *testing.B) {
 		k.Stop()
 	}
 }
+
+// BenchmarkPodTableMemory reports the heap a PodTable takes for 100,000
+// pods (in 100 namespaces, each with two labels shared by ten pods, as a
+// ReplicaSet's), against what the same pods take as trimmed corev1.Pods
+// in a store.
+func BenchmarkPodTableMemory(b *testing.B) {
+	const n = 100000
+	pod := func(p int) *corev1.Pod {
+		x := newPod(fmt.Sprintf("ns-%d", p%100), fmt.Sprintf("pod-%d", p), netip.AddrFrom4([4]byte{10, 192, byte(p >> 8), byte(p)}).String())
+		x.Labels = map[string]string{"app": fmt.Sprintf("app-%d", p/10), "pod-template-hash": "5d8f7c9b4"}
+		return x
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for b.Loop() {
+		before := heap()
+		t := NewPodTable(nil)
+		for p := 0; p < n; p++ {
+			_ = t.Add(pod(p))
+		}
+		b.ReportMetric(float64(heap()-before)/n, "table-bytes/pod")
+		runtime.KeepAlive(t)
+		before = heap()
+		s := cluster.NewStore()
+		TrimStore(s)
+		for p := 0; p < n; p++ {
+			if _, err := s.Create(pod(p)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(heap()-before)/n, "store-bytes/pod")
+		runtime.KeepAlive(s)
+	}
+}

@@ -106,11 +106,13 @@ func (l *lockedBuffer) String() string {
 // records as sets, and the presence of the authority SOA must agree. We
 // answer twice: from the store CoreDNS reads, and from a store with
 // TrimStore's transforms holding the same objects (plus what the trims
-// drop), as a DNS server fed by a cluster holds them.
+// drop), pods in it or in a PodTable, as a DNS server fed by a cluster
+// holds them.
 func TestDifferentialCoreDNS(t *testing.T) {
 	bin := corednsBinary(t)
 	store := fixtureStore(t)
 	trimmed := trimmedFixtureStore(t)
+	compact := compactFixtureStore(t)
 	api := serveAPI(t, localapi.New(store, localapi.Options{}))
 
 	ports := make([]string, len(variants))
@@ -173,7 +175,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 	for _, st := range []struct {
 		name  string
 		store *cluster.Store
-	}{{"", store}, {" (trimmed store)", trimmed}} {
+	}{{"", store}, {" (trimmed store)", trimmed}, {" (pod table)", compact}} {
 		for i, v := range variants {
 			k := newPlugin(t, st.store, v.corefile(api))
 			pairs = append(pairs, pair{v, st.name, startServer(t, k), net.JoinHostPort("127.0.0.1", ports[i])})
@@ -214,6 +216,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 	// compare again once CoreDNS has caught up.
 	changeStore(t, store)
 	changeStore(t, trimmed)
+	changeStore(t, compact)
 	// Wait until both show the last change of every kind (so that a
 	// comparison of two stale answers cannot pass), then compare.
 	markers := []struct {
@@ -233,7 +236,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for _, mk := range markers {
-		for _, addr := range []string{pairs[mk.block].ours, pairs[len(variants)+mk.block].ours, pairs[mk.block].theirs} {
+		for _, addr := range []string{pairs[mk.block].ours, pairs[len(variants)+mk.block].ours, pairs[2*len(variants)+mk.block].ours, pairs[mk.block].theirs} {
 			for !mk.ok(exchange(t, addr, mk.name, mk.qtype, false)) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s %s @%s does not show the change", mk.name, dns.TypeToString[mk.qtype], addr)
@@ -289,12 +292,19 @@ func changeStore(t *testing.T, store *cluster.Store) {
 		return nil
 	})
 	must(err)
-	_, err = store.UpdateStatusFunc(cluster.KindPod, "default", "api-1", func(o cluster.Object) error {
-		o.(*corev1.Pod).Status.Phase = corev1.PodFailed
-		return nil
-	})
-	must(err)
-	create(newPod("default", "late", "10.244.3.10"))
+	if pods := PodTableOf(store); pods != nil {
+		failed := withPodLabels(newPod("default", "api-1", "10.244.0.10"), map[string]string{"app": "api", "tier": "front"})
+		failed.Status.Phase = corev1.PodFailed
+		must(pods.Update(failed))
+		must(pods.Add(newPod("default", "late", "10.244.3.10")))
+	} else {
+		_, err = store.UpdateStatusFunc(cluster.KindPod, "default", "api-1", func(o cluster.Object) error {
+			o.(*corev1.Pod).Status.Phase = corev1.PodFailed
+			return nil
+		})
+		must(err)
+		create(newPod("default", "late", "10.244.3.10"))
+	}
 	_, err = store.UpdateFunc(cluster.KindService, "default", "ext", func(o cluster.Object) error {
 		o.(*corev1.Service).Spec.ExternalName = "web.default.svc.cluster.local"
 		return nil

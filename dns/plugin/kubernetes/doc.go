@@ -10,7 +10,8 @@
 // handler (handler.go, lookup.go, reverse.go), the versions it reports to
 // a cache in front of it (version.go, plugin.Versioned), its metric
 // (metrics.go), the store transforms that keep only what it reads for a
-// store that serves DNS alone (trim.go) and its README. It never writes to
-// the store and never touches other plugins; it reads the store only
-// through Subscribe.
+// store that serves DNS alone (trim.go), the compact table that holds the
+// pods of such a store in its place (pods.go, PodTable) and its README.
+// It never writes to the store and never touches other plugins; it reads
+// the store only through Subscribe.
 package kubernetes

@@ -101,6 +101,8 @@ func newPod(ns, name, ip string) *corev1.Pod {
 	}
 }
 
+func withPodLabels(p *corev1.Pod, l map[string]string) *corev1.Pod { p.Labels = l; return p }
+
 func namespace(name string, labels map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 }
@@ -173,10 +175,10 @@ func fixtureObjects() []cluster.Object {
 		// A namespace without a Namespace object.
 		newSvc("ghost", "svcg", []string{"10.96.3.10"}, tcp("http", 80)),
 
-		newPod("default", "api-1", "10.244.0.10"),
+		withPodLabels(newPod("default", "api-1", "10.244.0.10"), map[string]string{"app": "api", "tier": "front"}),
 		newPod("default", "db-0", "10.244.1.10"),
 		newPod("default", "pod6", "fd00:10:244::10"),
-		newPod("testns", "tpod", "10.244.3.10"),
+		withPodLabels(newPod("testns", "tpod", "10.244.3.10"), map[string]string{"app": "x", "tier": "back"}),
 	}
 }
 
@@ -197,8 +199,25 @@ func fixtureStore(t testing.TB) *cluster.Store {
 // zone of endpoints, not-ready endpoints), so that dropping them is tested.
 func trimmedFixtureStore(t testing.TB) *cluster.Store {
 	t.Helper()
+	return trimmedFixture(t, false)
+}
+
+// compactFixtureStore is trimmedFixtureStore with the pods in a PodTable
+// (NewPodTable) rather than in the store, as a DNS server fed by a cluster
+// holds them (`switchboard dns --kubeconfig`).
+func compactFixtureStore(t testing.TB) *cluster.Store {
+	t.Helper()
+	return trimmedFixture(t, true)
+}
+
+func trimmedFixture(t testing.TB, podTable bool) *cluster.Store {
+	t.Helper()
 	s := cluster.NewStore()
 	TrimStore(s)
+	var pods *PodTable
+	if podTable {
+		pods = NewPodTable(s)
+	}
 	for _, o := range fixtureObjects() {
 		o.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"})
 		o.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}})
@@ -225,8 +244,20 @@ func trimmedFixtureStore(t testing.TB) *cluster.Store {
 				}
 			}
 		}
+		if p, ok := o.(*corev1.Pod); ok && pods != nil {
+			if err := pods.Add(p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if _, err := s.Create(o); err != nil {
 			t.Fatalf("creating %T %s/%s: %v", o, o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	if pods != nil {
+		pods.MarkSynced()
+		if n := len(cluster.List[*corev1.Pod](s, "", nil)); n != 0 {
+			t.Fatalf("the store holds %d pods, want none (they are in the PodTable)", n)
 		}
 	}
 	// What the store keeps is trimmed.

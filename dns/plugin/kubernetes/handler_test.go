@@ -13,7 +13,8 @@ import (
 // compares the whole answer: rcode, answer and additional records (name,
 // TTL, rdata; as sets) and whether the authority section has the SOA. It
 // does so over the fixture as stored whole and as a store with TrimStore's
-// transforms keeps it: the trims must not change an answer.
+// transforms keeps it, with its pods in the store and in a PodTable: the
+// trims and the compact pods must not change an answer.
 func TestQueryTable(t *testing.T) {
 	t.Parallel()
 	for _, st := range []struct {
@@ -22,6 +23,7 @@ func TestQueryTable(t *testing.T) {
 	}{
 		{"whole", fixtureStore(t)},
 		{"trimmed", trimmedFixtureStore(t)},
+		{"pod table", compactFixtureStore(t)},
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			t.Parallel()

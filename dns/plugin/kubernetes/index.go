@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -133,12 +132,13 @@ type index struct {
 	extOf       map[string][]string            // ExternalName service key -> namespaces its target may name
 	extDeps     map[string]map[string]struct{} // namespace -> ExternalName service keys that may point into it
 
-	mu    sync.Mutex
-	queue []event
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-	subs  []*cluster.Subscription
+	mu      sync.Mutex
+	queue   []event
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	subs    []*cluster.Subscription
+	podStop func() // ends the subscription to the store's PodTable, if it has one
 
 	refs int // guarded by registry.mu
 }
@@ -147,8 +147,17 @@ type event struct {
 	kind   uint8
 	del    bool
 	obj    any
-	old    any  // the object an update replaced
-	synced bool // the marker queued once every initial list is delivered
+	old    any      // the object an update replaced
+	pod    podDelta // evPod: the change, as this index reads it
+	synced bool     // the marker queued once every initial list is delivered
+}
+
+// podDelta is a pod's change as the index reads it: the addresses under
+// which it was and is indexed (ok false: not indexed), in namespace ns.
+type podDelta struct {
+	ns           string
+	oldIP, newIP ipKey
+	oldOK, newOK bool
 }
 
 const (
@@ -245,11 +254,34 @@ func (x *index) start() {
 			ev uint8
 		}{cluster.KindEndpointSlice, evSlice})
 	}
+	var podsSynced <-chan struct{}
 	if x.opts.pods {
-		kinds = append(kinds, struct {
-			k  *cluster.Kind
-			ev uint8
-		}{cluster.KindPod, evPod})
+		if t := PodTableOf(x.store); t != nil {
+			podsSynced = t.Synced()
+			x.podStop = t.subscribe(func(c podChange) {
+				d := podDelta{ns: c.ns}
+				if c.hadOld {
+					d.oldIP, d.oldOK = c.old.ip, x.tablePodIndexed(c.old)
+				}
+				if c.hasNew {
+					d.newIP, d.newOK = c.new.ip, x.tablePodIndexed(c.new)
+				}
+				x.push(event{kind: evPod, pod: d, del: !c.hasNew})
+			})
+		} else {
+			x.subs = append(x.subs, x.store.Subscribe(cluster.KindPod, cache.ResourceEventHandlerFuncs{
+				AddFunc: func(o any) { x.push(event{kind: evPod, pod: x.storePodDelta(nil, o)}) },
+				UpdateFunc: func(old, o any) {
+					x.push(event{kind: evPod, pod: x.storePodDelta(old, o)})
+				},
+				DeleteFunc: func(o any) {
+					if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+						o = d.Obj
+					}
+					x.push(event{kind: evPod, pod: x.storePodDelta(o, nil), del: true})
+				},
+			}, 0))
+		}
 	}
 	for _, kd := range kinds {
 		ev := kd.ev
@@ -273,6 +305,13 @@ func (x *index) start() {
 				return
 			}
 		}
+		if podsSynced != nil {
+			select {
+			case <-podsSynced:
+			case <-x.stop:
+				return
+			}
+		}
 		x.push(event{synced: true})
 	}()
 }
@@ -280,6 +319,9 @@ func (x *index) start() {
 func (x *index) shutdown() {
 	for _, s := range x.subs {
 		s.Stop()
+	}
+	if x.podStop != nil {
+		x.podStop()
 	}
 	close(x.stop)
 	<-x.done
@@ -478,45 +520,40 @@ func (x *index) unindexSlice(s *epSlice) {
 // listed (its field selector), nor those the `labels` selector leaves out.
 // An update moves the pod from the old object's address to the new one's.
 func (x *index) applyPod(e event) {
-	pod, ok := e.obj.(*corev1.Pod)
-	if !ok {
+	d := e.pod
+	if d.oldOK && d.newOK && d.oldIP == d.newIP {
 		return
 	}
-	newKey, newOK := x.podKey(pod)
-	if e.del {
-		if newOK {
-			x.countPod(newKey, pod.Namespace, -1)
-		}
-		return
+	if d.oldOK {
+		x.countPod(d.oldIP, d.ns, -1)
 	}
-	if old, ok := e.old.(*corev1.Pod); ok {
-		oldKey, oldOK := x.podKey(old)
-		if oldOK && newOK && oldKey == newKey && old.Namespace == pod.Namespace {
-			return
-		}
-		if oldOK {
-			x.countPod(oldKey, old.Namespace, -1)
-		}
-	}
-	if newOK {
-		x.countPod(newKey, pod.Namespace, 1)
+	if d.newOK {
+		x.countPod(d.newIP, d.ns, 1)
 	}
 }
 
-// podKey is the address under which a pod is indexed, if it is.
-func (x *index) podKey(pod *corev1.Pod) (ipKey, bool) {
-	switch pod.Status.Phase {
-	case corev1.PodSucceeded, corev1.PodFailed, corev1.PodUnknown:
-		return ipKey{}, false
+// storePodDelta is the change from old to obj (store Pods; nil for none).
+func (x *index) storePodDelta(old, obj any) podDelta {
+	var d podDelta
+	if p, ok := old.(*corev1.Pod); ok {
+		d.ns = p.Namespace
+		d.oldIP, d.oldOK = listedIP(p)
+		d.oldOK = d.oldOK && x.selected(p)
 	}
-	if pod.Status.PodIP == "" || !x.selected(pod) {
-		return ipKey{}, false
+	if p, ok := obj.(*corev1.Pod); ok {
+		d.ns = p.Namespace
+		d.newIP, d.newOK = listedIP(p)
+		d.newOK = d.newOK && x.selected(p)
 	}
-	ip, err := netip.ParseAddr(pod.Status.PodIP)
-	if err != nil || ip.Zone() != "" {
-		return ipKey{}, false
+	return d
+}
+
+// tablePodIndexed tells whether a pod of a PodTable is indexed.
+func (x *index) tablePodIndexed(v podVal) bool {
+	if !v.listed {
+		return false
 	}
-	return ipKeyOf(ip), true
+	return x.opts.selector == nil || x.opts.selector.Matches(labelsOf(v.labels))
 }
 
 // countPod adds d to the pods of namespace ns at address k.

@@ -329,6 +329,18 @@ var variants = []variant{
 		},
 	},
 	{
+		name:    "verified-labels",
+		zones:   "cluster.local",
+		options: []string{"pods verified", "labels app in (api,x),tier notin (back)"},
+		cases: []qcase{
+			ok("labels: only exposes the records for Kubernetes objects that match this label selector (a pod that matches)", "10-244-0-10.default.pod.cluster.local.", A,
+				"10-244-0-10.default.pod.cluster.local. 5 IN A 10.244.0.10"),
+			nx("labels: a pod without the labels is not found by pods verified", "10-244-1-10.default.pod.cluster.local.", A),
+			nx("labels: a pod whose labels fail one requirement (tier notin (back)) is not found", "10-244-3-10.testns.pod.cluster.local.", A),
+			nx("labels: a service without the labels is NXDOMAIN", "web.default.svc.cluster.local.", A),
+		},
+	},
+	{
 		name:    "labels",
 		zones:   "cluster.local",
 		options: []string{"labels app=x", "namespace_labels team=a"},
