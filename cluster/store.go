@@ -39,6 +39,8 @@ type Event struct {
 	Object          Object
 	Old             Object
 	ResourceVersion uint64
+
+	barrier chan struct{} // Subscription.Barrier's marker: no object
 }
 
 // historySize bounds how far back a watch may start (older resource
@@ -689,6 +691,15 @@ func (x *Subscription) HasSynced() bool {
 // Synced is closed once the initial list has been delivered.
 func (x *Subscription) Synced() <-chan struct{} { return x.synced }
 
+// Barrier is closed once the handler has been given every change the
+// store made before the call (so a caller that knows the store holds
+// something can wait until the handler has seen it too).
+func (x *Subscription) Barrier() <-chan struct{} {
+	ch := make(chan struct{})
+	x.sub.push(Event{barrier: ch})
+	return ch
+}
+
 // Stop ends the subscription and waits until the handler has returned
 // for the last time.
 func (x *Subscription) Stop() {
@@ -742,6 +753,10 @@ func (s *Store) Subscribe(k *Kind, h cache.ResourceEventHandler, resync time.Dur
 					return
 				}
 				for _, e := range batch {
+					if e.barrier != nil {
+						close(e.barrier)
+						continue
+					}
 					switch e.Type {
 					case watch.Added:
 						h.OnAdd(e.Object, false)

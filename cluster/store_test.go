@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,5 +302,48 @@ func TestAdmissionChain(t *testing.T) {
 	s.Delete(KindService, "default", "a", DeleteOptions{})
 	if len(released) != 1 {
 		t.Fatal("delete not seen by admission")
+	}
+}
+
+// Barrier closes only after the handler has been given every change made
+// before it (the order a source's "synced" must keep behind its lists).
+func TestSubscriptionBarrier(t *testing.T) {
+	s := NewStore()
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var seen []string
+	sub := s.Subscribe(KindConfigMap, cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) {
+			<-gate // a slow handler
+			mu.Lock()
+			seen = append(seen, o.(*corev1.ConfigMap).Name)
+			mu.Unlock()
+		},
+	}, 0)
+	defer sub.Stop()
+	var want []string
+	for i := range 5 {
+		name := fmt.Sprintf("cm-%d", i)
+		want = append(want, name)
+		if _, err := s.Create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := sub.Barrier()
+	select {
+	case <-b:
+		t.Fatal("the barrier closed before the handler was given the changes made before it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate)
+	select {
+	case <-b:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the barrier never closed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, want) {
+		t.Fatalf("the handler had %v when the barrier closed, want %v", seen, want)
 	}
 }

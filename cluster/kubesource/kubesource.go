@@ -352,6 +352,21 @@ func (s *Source) Start(ctx context.Context) {
 // starts a source filling it from the API server and waits until it has
 // synced (or ctx is done). The source runs until ctx is done.
 func Open(ctx context.Context, cfg Config, prepare func(*cluster.Store)) (*cluster.Store, *Source, error) {
+	store, src, err := Begin(ctx, cfg, prepare)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := src.WaitForSync(ctx); err != nil {
+		return nil, nil, err
+	}
+	src.log.Info("caches synced", "server", cfg.REST.Host)
+	return store, src, nil
+}
+
+// Begin is Open without the wait: the store fills while the caller goes
+// on (a DNS server answers, and its readiness says it has not synced);
+// Synced tells when it has.
+func Begin(ctx context.Context, cfg Config, prepare func(*cluster.Store)) (*cluster.Store, *Source, error) {
 	store := cluster.NewStore()
 	if prepare != nil {
 		prepare(store)
@@ -363,11 +378,20 @@ func Open(ctx context.Context, cfg Config, prepare func(*cluster.Store)) (*clust
 	src.log.Info("listing from the API server", "server", cfg.REST.Host, "kinds", kindNames(cfg.Kinds))
 	src.Start(ctx)
 	go func() { <-ctx.Done(); src.shutdown() }()
-	if err := src.WaitForSync(ctx); err != nil {
-		return nil, nil, err
-	}
-	src.log.Info("caches synced", "server", cfg.REST.Host)
 	return store, src, nil
+}
+
+// Synced is closed once the source has synced (HasSynced); it stays open
+// if ctx ends first.
+func (s *Source) Synced(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		if s.WaitForSync(ctx) == nil {
+			s.log.Info("caches synced")
+			close(ch)
+		}
+	}()
+	return ch
 }
 
 func kindNames(ks []*cluster.Kind) string {

@@ -242,7 +242,10 @@ With --kubeconfig (or, without it and without -f, in a pod with a service
 account) the records come from a real Kubernetes API server: Services,
 EndpointSlices and Namespaces are watched, Pods only when the Corefile says
 "pods verified" (held in a compact table of about 140 bytes a pod, not as
-Pod objects). The server starts answering once the caches have synced.
+Pod objects). As CoreDNS, the server starts answering once the lists have
+arrived, or after the kubernetes plugin's startup_timeout (5 s) without
+them; until they arrive, names it cannot know yet are SERVFAIL and the
+ready plugin answers 503.
 
 The garbage collector runs with GOGC=50 (Go's default is 100: the heap
 may grow to twice what is live) unless GOGC is set in the environment;
@@ -274,7 +277,7 @@ GOMEMLIMIT applies as for any Go program.`,
 				} else if b, err := os.ReadFile(corefile); err == nil {
 					text = b
 				}
-				store, err := NewKubeStore(ctx, KubeStoreConfig{Kubeconfig: kubeconfig, Pods: NeedsPods(name, text), Logger: log})
+				store, _, err := StartKubeStore(ctx, KubeStoreConfig{Kubeconfig: kubeconfig, Pods: NeedsPods(name, text), Logger: log})
 				if err != nil {
 					return err
 				}

@@ -62,9 +62,27 @@ const podFieldSelector = "status.phase!=Succeeded,status.phase!=Failed,status.ph
 // informer cache or store copy of the corev1.Pod objects. It returns once
 // everything has synced; the sources run until ctx is done.
 func NewKubeStore(ctx context.Context, cfg KubeStoreConfig) (*cluster.Store, error) {
-	rc, err := kubesource.RESTConfig(cfg.Kubeconfig)
+	store, synced, err := StartKubeStore(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	select {
+	case <-synced:
+		return store, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("not synced with the API server: %w", context.Cause(ctx))
+	}
+}
+
+// StartKubeStore is NewKubeStore without the wait, as `switchboard dns`
+// runs: the kubernetes plugin (its startup wait, its answers and its
+// `ready` readiness) counts as synced only once the API server's lists
+// have arrived (kubernetes.SetSourceSynced), as CoreDNS's plugin waits
+// for its informers. synced is closed then.
+func StartKubeStore(ctx context.Context, cfg KubeStoreConfig) (store *cluster.Store, synced <-chan struct{}, err error) {
+	rc, err := kubesource.RESTConfig(cfg.Kubeconfig)
+	if err != nil {
+		return nil, nil, err
 	}
 	var (
 		pods *kubernetes.PodTable
@@ -77,7 +95,7 @@ func NewKubeStore(ctx context.Context, cfg KubeStoreConfig) (*cluster.Store, err
 		}
 		cs, err := clientset.NewForConfig(prc)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		lw = cache.NewFilteredListWatchFromClient(cs.CoreV1().RESTClient(), "pods", metav1.NamespaceAll,
 			func(o *metav1.ListOptions) { o.FieldSelector = podFieldSelector })
@@ -96,20 +114,36 @@ func NewKubeStore(ctx context.Context, cfg KubeStoreConfig) (*cluster.Store, err
 		cluster.KindService:       kubernetes.TrimService,
 		cluster.KindEndpointSlice: kubernetes.TrimEndpointSlice,
 	}
-	store, _, err := kubesource.Open(ctx, kubesource.Config{
+	store, src, err := kubesource.Begin(ctx, kubesource.Config{
 		REST: rc, Kinds: kinds, Transforms: trims, Logger: cfg.Logger,
 	}, prepare)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if pods != nil {
-		select {
-		case <-pods.Synced():
-		case <-ctx.Done():
-			return nil, fmt.Errorf("pods not listed: %w", context.Cause(ctx))
+	srcSynced := src.Synced(ctx)
+	kubernetes.SetSourceSynced(store, srcSynced)
+	all := make(chan struct{})
+	go func() {
+		for _, ch := range []<-chan struct{}{srcSynced, podsSynced(pods)} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
 		}
+		close(all)
+	}()
+	return store, all, nil
+}
+
+// podsSynced is the table's Synced, or a closed channel without a table.
+func podsSynced(t *kubernetes.PodTable) <-chan struct{} {
+	if t != nil {
+		return t.Synced()
 	}
-	return store, nil
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }
 
 // kubeconfigFlag is the root command's --kubeconfig ("" when the command

@@ -3,6 +3,7 @@ package dnscmd
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,5 +213,97 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	}
 	if _, err := cluster.Get[*corev1.Service](store, ns, "again"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestReadyWaitsForSync: readiness false until the caches have synced
+// (issue 7), as CoreDNS's ready plugin ("reports 200 OK once all plugins
+// that support readiness are ready") waits for its kubernetes plugin's
+// informers. The API server is down when `switchboard dns --kubeconfig`
+// starts: health says OK, the server answers once the kubernetes plugin's
+// startup_timeout has passed ("kubernetes: starting server with unsynced
+// Kubernetes API" in CoreDNS), ready says 503, and a cluster name is
+// SERVFAIL (not yet known), not NXDOMAIN; once the API server is up, ready
+// says OK and the Service created before is answered.
+func TestReadyWaitsForSync(t *testing.T) {
+	kc := kubetest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := kc.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "early"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	early, err := kc.Client.CoreV1().Services("default").Get(ctx, "early", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.StopAPIServer()
+
+	port, healthPort, readyPort := freePort(t), freePort(t), freePort(t)
+	corefile := "cluster.local {\n bind 127.0.0.1\n kubernetes cluster.local {\n  startup_timeout 1s\n }\n health 127.0.0.1:" + healthPort + "\n ready 127.0.0.1:" + readyPort + "\n}\n"
+	store, synced, err := StartKubeStore(ctx, KubeStoreConfig{Kubeconfig: kc.Kubeconfig, Logger: dnstest.QuietEnv().Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := *dnstest.QuietEnv()
+	env.Store = store
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Filename: "Corefile", Corefile: []byte(corefile), Port: port, Env: env})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	status := func(port, path string) int {
+		resp, err := hc.Get("http://127.0.0.1:" + port + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	c := &dns.Client{Timeout: time.Second}
+	rcode := func() int {
+		r, _, err := c.Exchange(dnstest.Query("early.default.svc.cluster.local.", dns.TypeA), "127.0.0.1:"+port)
+		if err != nil {
+			return -1
+		}
+		return r.Rcode
+	}
+	wait := func(what string, timeout time.Duration, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(timeout); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("health to answer before sync", 10*time.Second, func() bool { return status(healthPort, "/health") == http.StatusOK })
+	wait("DNS answers after the startup timeout", 10*time.Second, func() bool { return rcode() != -1 })
+	if got := status(readyPort, "/ready"); got != http.StatusServiceUnavailable {
+		t.Fatalf("/ready before sync: %d, want 503", got)
+	}
+	if got := rcode(); got != dns.RcodeServerFailure {
+		t.Fatalf("a cluster name before sync: rcode %s, want SERVFAIL", dns.RcodeToString[got])
+	}
+	select {
+	case <-synced:
+		t.Fatal("synced while the API server is down")
+	default:
+	}
+
+	if err := kc.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	wait("/ready 200 once synced", 60*time.Second, func() bool { return status(readyPort, "/ready") == http.StatusOK })
+	r, _, err := c.Exchange(dnstest.Query("early.default.svc.cluster.local.", dns.TypeA), "127.0.0.1:"+port)
+	if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != early.Spec.ClusterIP {
+		t.Fatalf("once ready: %v %v, want %s", r, err, early.Spec.ClusterIP)
+	}
+	if got := rcode(); got != dns.RcodeSuccess {
+		t.Fatalf("rcode %s", dns.RcodeToString[got])
 	}
 }

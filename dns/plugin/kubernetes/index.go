@@ -297,12 +297,29 @@ func (x *index) start() {
 		}, 0))
 	}
 	subs := x.subs
+	srcSynced := sourceSyncedOf(x.store)
 	go func() {
 		for _, s := range subs {
 			select {
 			case <-s.Synced():
 			case <-x.stop:
 				return
+			}
+		}
+		if srcSynced != nil {
+			select {
+			case <-srcSynced:
+			case <-x.stop:
+				return
+			}
+			// The store holds the source's lists now; the index counts
+			// as synced once it has been given them too.
+			for _, s := range subs {
+				select {
+				case <-s.Barrier():
+				case <-x.stop:
+					return
+				}
 			}
 		}
 		if podsSynced != nil {

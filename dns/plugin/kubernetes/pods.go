@@ -71,6 +71,26 @@ func NewPodTable(store *cluster.Store) *PodTable {
 	return t
 }
 
+// sourceSynced holds, per store, when the source filling it has synced
+// (SetSourceSynced).
+var sourceSynced sync.Map // *cluster.Store -> <-chan struct{}
+
+// SetSourceSynced tells the plugin that store is filled by a source (an
+// API server's lists) that has synced once synced is closed: until then
+// the plugin answers SERVFAIL where it would say NXDOMAIN, and its ready
+// readiness is false, as CoreDNS's kubernetes plugin waits for its
+// informers. Call it before the plugin starts on the store.
+func SetSourceSynced(store *cluster.Store, synced <-chan struct{}) {
+	sourceSynced.Store(store, synced)
+}
+
+func sourceSyncedOf(store *cluster.Store) <-chan struct{} {
+	if ch, ok := sourceSynced.Load(store); ok {
+		return ch.(<-chan struct{})
+	}
+	return nil
+}
+
 // PodTableOf is the table NewPodTable made for store, nil if none.
 func PodTableOf(store *cluster.Store) *PodTable {
 	if t, ok := podTables.Load(store); ok {
