@@ -78,6 +78,31 @@ func TestLoadBalancerStatus(t *testing.T) {
 	waitFor("status cleared", func() bool { return len(status("served")) == 0 })
 }
 
+// TestPublishAddress: with Config.PublishAddress (the command's
+// --publish-status-address, as ingress-nginx's) that address is written,
+// not the listener's.
+func TestPublishAddress(t *testing.T) {
+	s := newStore(t)
+	e := startController(t, s, func(c *Config) { c.HTTPSAddr = "127.0.0.1:0"; c.PublishAddress = "192.0.2.10" })
+	e.create(classObj("switchboard", true))
+	e.backendService("shop", "web")
+	e.create(ingressObj("shop", "served", "served.test", pathRule("Prefix", "/", "web", 80)))
+	e.settle()
+	var got []networkingv1.IngressLoadBalancerIngress
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ing, err := cluster.Get[*networkingv1.Ingress](s, "shop", "served")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = ing.Status.LoadBalancer.Ingress; len(got) > 0 {
+			break
+		}
+	}
+	if len(got) != 1 || got[0].IP != "192.0.2.10" {
+		t.Fatalf("status %+v, want the published 192.0.2.10", got)
+	}
+}
+
 // TestUnreadyEndpointUnderLoad: while clients keep sending requests, one
 // of two endpoints turns unready in its EndpointSlice ("ready indicates
 // that this endpoint is prepared to receive traffic"), and its server

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -48,6 +49,11 @@ type Options struct {
 	// the switchboard.dev/load-balance annotation: round_robin or
 	// least_request.
 	LoadBalance string
+	// PublishStatusAddress is the IP written to status.loadBalancer of
+	// the served Ingresses (ingress-nginx's --publish-status-address);
+	// "" means the listener's, or the host's first non-loopback IPv4
+	// address for a listener on all addresses.
+	PublishStatusAddress string
 	// ACME: certificates for Ingresses annotated switchboard.dev/acme:
 	// "true".
 	ACME acmeflags.Options
@@ -106,6 +112,7 @@ status and Events. /readyz is false until the informer caches have synced.`,
 	f.StringVar(&o.HTTPSAddr, "https-addr", "127.0.0.1:8443", "address of the HTTPS listener (\"\" disables it)")
 	f.StringVar(&o.StatusAddr, "status-addr", "127.0.0.1:10254", "address of /healthz, /readyz and /metrics (\"\" disables it)")
 	f.StringVar(&o.Controller, "controller-class", routing.ControllerName, "the IngressClass spec.controller served")
+	f.StringVar(&o.PublishStatusAddress, "publish-status-address", "", "IP written to the Ingresses' status.loadBalancer (default: the HTTPS listener's, or for one on all addresses the host's first non-loopback IPv4 address)")
 	f.BoolVar(&o.AccessLog, "access-log", true, "write a JSON access log line per request to standard output")
 	f.DurationVar(&o.ConnectTimeout, "upstream-connect-timeout", 5*time.Second, "time to connect to an endpoint")
 	f.DurationVar(&o.ReadTimeout, "upstream-read-timeout", 60*time.Second, "time for an endpoint to send the response headers")
@@ -148,6 +155,13 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 	if !ok {
 		return fmt.Errorf("--load-balance %q: must be one of %s", o.LoadBalance, strings.Join(annotations.LoadBalances, ", "))
 	}
+	if o.PublishStatusAddress != "" {
+		a, err := netip.ParseAddr(o.PublishStatusAddress)
+		if err != nil {
+			return fmt.Errorf("--publish-status-address %q: not an IP address", o.PublishStatusAddress)
+		}
+		o.PublishStatusAddress = a.String()
+	}
 	acmeCfg, err := o.ACME.Config("")
 	if err != nil {
 		return err
@@ -188,7 +202,8 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 		Store: store, LoadBalance: lb, HTTPAddr: o.HTTPAddr, HTTPSAddr: o.HTTPSAddr, StatusAddr: o.StatusAddr,
 		Controller: o.Controller, ConnectTimeout: o.ConnectTimeout, ReadTimeout: o.ReadTimeout, EjectFor: o.EjectFor,
 		ReadHeaderTimeout: o.ReadHeaderTimeout, MaxHeaderBytes: o.MaxHeaderBytes, MaxHeaders: o.MaxHeaders,
-		Registerer: reg, Gatherer: reg, Logger: log.With("component", "ingress"),
+		PublishAddress: o.PublishStatusAddress,
+		Registerer:     reg, Gatherer: reg, Logger: log.With("component", "ingress"),
 	}
 	if o.AccessLog {
 		cfg.AccessLog = slog.New(slog.NewJSONHandler(out, nil))

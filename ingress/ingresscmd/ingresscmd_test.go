@@ -210,6 +210,7 @@ func TestFlags(t *testing.T) {
 		{Options{Paths: []string{filepath.Join(t.TempDir(), "missing")}, HTTPAddr: "127.0.0.1:0"}, "manifests:"},
 		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", LoadBalance: "ewma"}, `--load-balance "ewma": must be one of round_robin, least_request`},
 		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", ACME: acmeflags.Options{Email: "ops@example.test"}}, "--acme-email needs --acme-directory"},
+		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", PublishStatusAddress: "lb.example.test"}, `--publish-status-address "lb.example.test": not an IP address`},
 	}
 	for _, c := range cases {
 		err := Run(context.Background(), &c.o, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
