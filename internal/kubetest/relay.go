@@ -2,7 +2,6 @@ package kubetest
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/switchboard-dev/switchboard/node/sandbox"
 )
 
 // KubeconfigVia makes the API server reachable through ln and returns the
@@ -115,36 +116,10 @@ func (c *Cluster) KubeconfigVia(t testing.TB, ln net.Listener) string {
 					untrack(in)
 					return
 				}
-				pipe(in, out)
+				sandbox.Pipe(in, out)
 				untrack(in, out)
 			}()
 		}
 	}()
 	return path
-}
-
-// pipe copies both ways until either side ends, then ends the other's
-// writing half so that the far end sees EOF.
-func pipe(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			dst.Close()
-		}
-		done <- struct{}{}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	<-done
-	// One side has ended: give the other a moment to drain, then cut it.
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		a.Close()
-		b.Close()
-		<-done
-	}
 }

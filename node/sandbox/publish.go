@@ -178,14 +178,14 @@ func (r *Relay) serveTCP(ctx context.Context, netnsPath, target string) error {
 				return
 			}
 			defer r.untrack(up)
-			pipe(c, up)
+			Pipe(c, up)
 		}()
 	}
 }
 
-// pipe copies both ways, passing on half-closes, until both directions
-// end.
-func pipe(a, b net.Conn) {
+// Pipe copies both ways between two connections, passing on half-closes,
+// until both directions end (closing either connection ends both).
+func Pipe(a, b net.Conn) {
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
