@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -48,21 +49,28 @@ var ErrNoConfig = errors.New("no --kubeconfig given and not running in a cluster
 // kubeconfig file when one is named, else the in-cluster configuration
 // (KUBERNETES_SERVICE_HOST/PORT and the mounted service account token),
 // as every Kubernetes component does; ErrNoConfig when neither exists.
+//
+// Built-in objects travel as protobuf, as kube-proxy's and CoreDNS's
+// clients ask (kube-proxy's --kube-api-content-type default): a list of
+// 50,000 pods decodes several times faster and with less garbage than
+// its JSON.
 func RESTConfig(kubeconfig string) (*rest.Config, error) {
+	var c *rest.Config
+	var err error
 	if kubeconfig != "" {
-		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
+		if c, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
 		}
-		return c, nil
+	} else {
+		if !InCluster() {
+			return nil, ErrNoConfig
+		}
+		if c, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("in-cluster configuration: %w", err)
+		}
 	}
-	if !InCluster() {
-		return nil, ErrNoConfig
-	}
-	c, err := rest.InClusterConfig()
-	if err != nil {
-		return nil, fmt.Errorf("in-cluster configuration: %w", err)
-	}
+	c.ContentType = runtime.ContentTypeProtobuf
+	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	return c, nil
 }
 
