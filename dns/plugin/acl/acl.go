@@ -81,7 +81,7 @@ func (a *ACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (i
 
 	for i := range a.Rules {
 		rl := &a.Rules[i]
-		zone := matchZone(rl.zones, qname)
+		zone := plugin.LongestZone(rl.zones, qname)
 		if zone == "" {
 			continue
 		}

@@ -16,7 +16,7 @@ type File struct {
 
 	// Fall lists the zones whose names the zone does not hold are passed
 	// to the next plugin.
-	Fall fall
+	Fall plugin.Fall
 
 	// Upstream resolves CNAME targets outside the zones; nil asks the
 	// server answering the query (as CoreDNS does).
@@ -37,7 +37,7 @@ func (f *File) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 	state := request.Request{W: w, Req: r}
 	qname := state.Name()
 
-	zone := matchZone(f.Zones.Names, qname)
+	zone := plugin.LongestZone(f.Zones.Names, qname)
 	if zone == "" {
 		// file is authoritative: with no next plugin, REFUSED is more
 		// correct than SERVFAIL.
@@ -66,7 +66,7 @@ func (f *File) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (
 
 	// "Only on NXDOMAIN we will fallthrough"; Lookup answers Success
 	// without records for empty non-terminals, which falls through too.
-	if len(answer) == 0 && (result == NameError || result == Success) && f.Fall.through(qname) {
+	if len(answer) == 0 && (result == NameError || result == Success) && f.Fall.Through(qname) {
 		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
 	}
 

@@ -246,7 +246,7 @@ func TestFallthrough(t *testing.T) {
 	}
 	for _, tc := range tests {
 		f := fileFor(t, dbMiekNL, testzone)
-		f.Fall = fall{zones: tc.fall}
+		f.Fall = plugin.Fall{Zones: tc.fall}
 		m, _ := query(t, f, tc.qname, dns.TypeA)
 		if m.Rcode != tc.rcode {
 			t.Errorf("fallthrough %v, %s: %s, want %s", tc.fall, tc.qname, dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])

@@ -96,7 +96,7 @@ func parse(c *dnsserver.Controller) (*File, error) {
 		for c.NextBlock() {
 			switch c.Val() {
 			case "fallthrough":
-				f.Fall.setZonesFromArgs(c.RemainingArgs())
+				f.Fall.SetZonesFromArgs(c.RemainingArgs())
 			case "reload":
 				t := c.RemainingArgs()
 				if len(t) < 1 {

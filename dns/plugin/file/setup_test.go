@@ -74,8 +74,8 @@ func TestParseDirective(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(f.Names, tc.names) || !slices.Equal(f.Fall.zones, tc.fall) {
-				t.Errorf("names %v fall %v, want %v %v", f.Names, f.Fall.zones, tc.names, tc.fall)
+			if !slices.Equal(f.Names, tc.names) || !slices.Equal(f.Fall.Zones, tc.fall) {
+				t.Errorf("names %v fall %v, want %v %v", f.Names, f.Fall.Zones, tc.names, tc.fall)
 			}
 			for _, n := range f.Names {
 				if f.Z[n].ReloadInterval != tc.reload {

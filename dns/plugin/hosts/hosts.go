@@ -16,7 +16,7 @@ type Hosts struct {
 	Next plugin.Handler
 	*Hostsfile
 
-	Fall fall
+	Fall plugin.Fall
 
 	rl reloader
 }
@@ -30,7 +30,7 @@ func (h *Hosts) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	qname := state.Name()
 	qtype := state.QType()
 
-	zone := matchZone(h.Origins, qname)
+	zone := plugin.LongestZone(h.Origins, qname)
 	if zone == "" && qtype != dns.TypePTR {
 		// Not ours, whatever fallthrough says. (PTR zones need not be in
 		// Origins.)
@@ -61,7 +61,7 @@ func (h *Hosts) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 
 	// "Only on NXDOMAIN we will fallthrough."
 	if len(answers) == 0 && !h.otherRecordsExist(qname) {
-		if h.Fall.through(qname) {
+		if h.Fall.Through(qname) {
 			return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 		}
 		// CoreDNS: "We want to send an NXDOMAIN, but because of

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/dns/plugin"
 )
 
 // options of a hosts plugin.
@@ -149,7 +151,7 @@ func (h *Hostsfile) parse(r io.Reader) *hostMap {
 		key := keyOf(addr)
 		for _, field := range f[1:] {
 			name := strings.ToLower(fqdn(string(field)))
-			if matchZone(h.Origins, name) == "" {
+			if plugin.LongestZone(h.Origins, name) == "" {
 				continue
 			}
 			if v4 {

@@ -148,7 +148,7 @@ func parse(c *dnsserver.Controller) (*Hosts, error) {
 		for c.NextBlock() {
 			switch c.Val() {
 			case "fallthrough":
-				h.Fall.setZonesFromArgs(c.RemainingArgs())
+				h.Fall.SetZonesFromArgs(c.RemainingArgs())
 			case "no_reverse":
 				h.options.autoReverse = false
 			case "ttl":
@@ -181,7 +181,7 @@ func parse(c *dnsserver.Controller) (*Hosts, error) {
 				// "If there are any lines before fallthrough then all of
 				// them will be treated as the additional content for
 				// hosts file."
-				if len(h.Fall.zones) == 0 {
+				if len(h.Fall.Zones) == 0 {
 					line := strings.Join(append([]string{c.Val()}, c.RemainingArgs()...), " ")
 					inline = append(inline, line)
 					continue

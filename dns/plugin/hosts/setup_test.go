@@ -57,9 +57,9 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.path != tc.path || !slices.Equal(h.Origins, tc.origins) || !slices.Equal(h.Fall.zones, tc.fall) ||
+			if h.path != tc.path || !slices.Equal(h.Origins, tc.origins) || !slices.Equal(h.Fall.Zones, tc.fall) ||
 				h.options.ttl != tc.ttl || h.options.reload != tc.reload || h.options.autoReverse != tc.reverse {
-				t.Errorf("got path %q origins %v fall %v ttl %d reload %v reverse %v", h.path, h.Origins, h.Fall.zones, h.options.ttl, h.options.reload, h.options.autoReverse)
+				t.Errorf("got path %q origins %v fall %v ttl %d reload %v reverse %v", h.path, h.Origins, h.Fall.Zones, h.options.ttl, h.options.reload, h.options.autoReverse)
 			}
 		})
 	}
@@ -89,7 +89,7 @@ func TestInlineParse(t *testing.T) {
 	if got := h.LookupStaticAddr("10.0.0.2"); got != nil {
 		t.Errorf("name outside ZONES loaded: %v", got)
 	}
-	if !slices.Equal(h.Fall.zones, []string{"."}) {
-		t.Errorf("fall %v", h.Fall.zones)
+	if !slices.Equal(h.Fall.Zones, []string{"."}) {
+		t.Errorf("fall %v", h.Fall.Zones)
 	}
 }

@@ -1,14 +1,12 @@
-package acl
+package plugin
 
 import (
 	"testing"
-
-	"github.com/switchboard-dev/switchboard/dns/plugin"
 )
 
-// TestMatchZone checks matchZone against plugin.Zones.Matches (CoreDNS's
+// TestLongestZone checks LongestZone against Zones.Matches (CoreDNS's
 // semantics) on the same inputs.
-func TestMatchZone(t *testing.T) {
+func TestLongestZone(t *testing.T) {
 	zones := [][]string{
 		{"."}, {"example.org."}, {"org.", "example.org."}, {"a.example.org.", "example.org."},
 		{"xample.org."}, {"example.org.", "."}, {`a\.example.org.`}, {},
@@ -20,8 +18,8 @@ func TestMatchZone(t *testing.T) {
 	}
 	for _, zs := range zones {
 		for _, n := range names {
-			if got, want := matchZone(zs, n), plugin.Zones(zs).Matches(n); got != want {
-				t.Errorf("matchZone(%q, %q) = %q, plugin.Zones.Matches = %q", zs, n, got, want)
+			if got, want := LongestZone(zs, n), Zones(zs).Matches(n); got != want {
+				t.Errorf("LongestZone(%q, %q) = %q, Zones.Matches = %q", zs, n, got, want)
 			}
 		}
 	}
