@@ -67,14 +67,17 @@ kind: Service
 metadata:
   name: web
 spec:
+  type: NodePort
   selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
 `
 
 // TestUpNetNSNodes runs `up --network netns --nodes 3` in both overlay
 // modes: every pod reaches the pods on the two other nodes by pod IP (and
-// the service by name through cluster DNS on the first node), and after
-// exit nothing of the cluster remains on the host.
+// the service by name through cluster DNS on the first node), the
+// NodePort of every node leads to pods on the other nodes too
+// (externalTrafficPolicy Cluster: "kube-proxy ... forwards to any
+// endpoint"), and after exit nothing of the cluster remains on the host.
 func TestUpNetNSNodes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("--network netns needs root (network namespaces, nftables, bind mounts)")
@@ -171,6 +174,31 @@ func TestUpNetNSNodes(t *testing.T) {
 				t.Logf("%s reached %d of the 3 web pods through the service", from, len(seen))
 				if len(seen) < 2 {
 					t.Errorf("%s -> http://web/ reached only %v (last error: %s)", from, seen, lastErr)
+				}
+			}
+
+			// The NodePort on each node's address, asked from p1: with
+			// externalTrafficPolicy Cluster every node forwards to
+			// endpoints on any node (SNAT to the node's address).
+			for _, p := range pods {
+				node, addr := p.Spec.NodeName, p.Status.HostIP
+				seen := map[string]bool{}
+				var lastErr string
+				for tries := 0; tries < 20 && len(seen) < 2; tries++ {
+					out, err := exec.Command(binary, "--state-dir", n.StateDir, "exec", "p1", "--", "curl", "-sS", "-m", "5", "http://"+addr+":30080/").CombinedOutput()
+					if err != nil {
+						lastErr = fmt.Sprintf("%v: %s", err, out)
+						time.Sleep(200 * time.Millisecond)
+						continue
+					}
+					for _, q := range pods {
+						if strings.Contains(string(out), `"pod": "`+q.Name+`"`) {
+							seen[q.Name] = true
+						}
+					}
+				}
+				if len(seen) < 2 {
+					t.Errorf("NodePort %s:30080 (node %s) reached only %v; want pods on other nodes too (last error: %s)", addr, node, seen, lastErr)
 				}
 			}
 
