@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,9 +26,12 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/switchboard-dev/switchboard/cni/cnicmd"
 	"github.com/switchboard-dev/switchboard/dns/dnscmd"
+	"github.com/switchboard-dev/switchboard/ingress/ingresscmd"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/internal/kubetest"
+	"github.com/switchboard-dev/switchboard/serviceproxy/proxycmd"
 )
 
 // doc is one YAML document of a manifest file.
@@ -127,6 +131,36 @@ func TestContents(t *testing.T) {
 						t.Errorf("%s: namespace %q", d, d.obj.GetNamespace())
 					}
 				}
+			}
+		}},
+		{"every switchboard container's args are flags its command takes", func(t *testing.T) {
+			root := &cobra.Command{Use: "switchboard"}
+			root.PersistentFlags().String("kubeconfig", "", "")
+			root.AddCommand(dnscmd.NewCommand(func() string { return "" }), proxycmd.NewCommand(), ingresscmd.NewCommand(), cnicmd.NewCommand())
+			n := 0
+			for _, d := range docs {
+				podSpec, found, _ := unstructured.NestedMap(d.obj.Object, "spec", "template", "spec")
+				if !found {
+					continue
+				}
+				spec := typed[corev1.PodSpec](t, &unstructured.Unstructured{Object: podSpec}, d.String())
+				for _, c := range append(spec.InitContainers, spec.Containers...) {
+					if !strings.Contains(c.Image, "switchboard") || len(c.Command) > 0 {
+						continue // a shell script (the CNI install) or another image
+					}
+					n++
+					sub, rest, err := root.Find(c.Args)
+					if err != nil || sub == root {
+						t.Errorf("%s: container %s: args %q name no switchboard command (%v)", d, c.Name, c.Args, err)
+						continue
+					}
+					if err := sub.ParseFlags(rest); err != nil {
+						t.Errorf("%s: container %s: args %q: %v", d, c.Name, c.Args, err)
+					}
+				}
+			}
+			if n < 3 {
+				t.Errorf("checked %d switchboard containers, want the DNS, kube-proxy and ingress ones", n)
 			}
 		}},
 		{"no RBAC rule grants every verb or resource (least privilege)", func(t *testing.T) {

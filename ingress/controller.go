@@ -110,8 +110,16 @@ type Config struct {
 	// Recorder writes the Events; nil: one for Component on this host.
 	Recorder *cluster.Recorder
 	// PublishAddress is the IP written to the served Ingresses'
-	// status.loadBalancer.ingress; "": the HTTPS listener's IP.
+	// status.loadBalancer.ingress; "": PublishService's addresses, else
+	// the HTTPS listener's IP.
 	PublishAddress string
+	// PublishService ("NAMESPACE/NAME") is the Service in front of the
+	// controller whose addresses the served Ingresses publish, as
+	// ingress-nginx's --publish-service: its load-balancer ingress points
+	// and external IPs (LoadBalancer), external IPs or else its cluster
+	// IP (NodePort), its cluster IP (ClusterIP), its external name
+	// (ExternalName).
+	PublishService string
 	// ACME, when not nil, obtains the certificates of Ingresses annotated
 	// switchboard.dev/acme: "true" from ACME.DirectoryURL (its Store,
 	// Logger, Recorder and Registerer default to the controller's). The

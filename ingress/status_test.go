@@ -7,13 +7,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/switchboard-dev/switchboard/cluster"
@@ -80,26 +83,89 @@ func TestLoadBalancerStatus(t *testing.T) {
 
 // TestPublishAddress: with Config.PublishAddress (the command's
 // --publish-status-address, as ingress-nginx's) that address is written,
-// not the listener's.
+// not the listener's; with Config.PublishService (--publish-service) the
+// Service's addresses are, following it as it changes.
 func TestPublishAddress(t *testing.T) {
-	s := newStore(t)
-	e := startController(t, s, func(c *Config) { c.HTTPSAddr = "127.0.0.1:0"; c.PublishAddress = "192.0.2.10" })
-	e.create(classObj("switchboard", true))
-	e.backendService("shop", "web")
-	e.create(ingressObj("shop", "served", "served.test", pathRule("Prefix", "/", "web", 80)))
-	e.settle()
-	var got []networkingv1.IngressLoadBalancerIngress
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		ing, err := cluster.Get[*networkingv1.Ingress](s, "shop", "served")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got = ing.Status.LoadBalancer.Ingress; len(got) > 0 {
-			break
-		}
+	for _, tc := range []struct {
+		name  string
+		cfg   func(*Config)
+		svc   *corev1.Service                             // the Service in front, created first
+		later func(*corev1.Service)                       // then changed so
+		want  [][]networkingv1.IngressLoadBalancerIngress // the status before and after the change
+	}{
+		{name: "--publish-status-address", cfg: func(c *Config) { c.PublishAddress = "192.0.2.10" },
+			want: [][]networkingv1.IngressLoadBalancerIngress{{{IP: "192.0.2.10"}}}},
+		{name: "--publish-service: a LoadBalancer's ingress points and external IPs, once it has them",
+			cfg: func(c *Config) { c.PublishService = "sys/front"; c.PublishAddress = "" },
+			svc: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "sys", Name: "front"},
+				Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.96.0.20", ExternalIPs: []string{"198.51.100.7"},
+					Ports: []corev1.ServicePort{{Port: 443, Protocol: corev1.ProtocolTCP}}}},
+			later: func(s *corev1.Service) {
+				s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.5"}, {Hostname: "lb.example.test"}}
+			},
+			want: [][]networkingv1.IngressLoadBalancerIngress{{{IP: "198.51.100.7"}},
+				{{IP: "198.51.100.7"}, {IP: "203.0.113.5"}, {Hostname: "lb.example.test"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			e := startController(t, s, func(c *Config) { c.HTTPSAddr = "127.0.0.1:0"; tc.cfg(c) })
+			e.create(classObj("switchboard", true))
+			if tc.svc != nil {
+				e.create(tc.svc)
+			}
+			e.backendService("shop", "web")
+			e.create(ingressObj("shop", "served", "served.test", pathRule("Prefix", "/", "web", 80)))
+			e.settle()
+			for i, want := range tc.want {
+				if i == 1 {
+					if _, err := s.UpdateStatusFunc(cluster.KindService, tc.svc.Namespace, tc.svc.Name, func(o cluster.Object) error {
+						tc.later(o.(*corev1.Service))
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var got []networkingv1.IngressLoadBalancerIngress
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					ing, err := cluster.Get[*networkingv1.Ingress](s, "shop", "served")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got = ing.Status.LoadBalancer.Ingress; reflect.DeepEqual(got, want) {
+						break
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("status %+v, want %+v", got, want)
+				}
+			}
+		})
 	}
-	if len(got) != 1 || got[0].IP != "192.0.2.10" {
-		t.Fatalf("status %+v, want the published 192.0.2.10", got)
+}
+
+// ingress-nginx's statusAddressFromService, type by type.
+func TestServiceAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		svc  corev1.Service
+		want []networkingv1.IngressLoadBalancerIngress
+	}{
+		{"ExternalName: its name", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "lb.example.test"}},
+			[]networkingv1.IngressLoadBalancerIngress{{Hostname: "lb.example.test"}}},
+		{"ClusterIP: the cluster IP", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.20"}},
+			[]networkingv1.IngressLoadBalancerIngress{{IP: "10.96.0.20"}}},
+		{"NodePort without external IPs: the cluster IP", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ClusterIP: "10.96.0.20"}},
+			[]networkingv1.IngressLoadBalancerIngress{{IP: "10.96.0.20"}}},
+		{"NodePort with external IPs: those", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ClusterIP: "10.96.0.20", ExternalIPs: []string{"198.51.100.8", "198.51.100.7"}}},
+			[]networkingv1.IngressLoadBalancerIngress{{IP: "198.51.100.7"}, {IP: "198.51.100.8"}}},
+		{"LoadBalancer not yet provisioned: nothing", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.96.0.20"}}, nil},
+		{"headless ClusterIP: nothing", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: corev1.ClusterIPNone}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := serviceAddresses(&tc.svc); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
 

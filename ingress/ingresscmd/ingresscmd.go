@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/cluster/kubesource"
@@ -54,6 +55,10 @@ type Options struct {
 	// "" means the listener's, or the host's first non-loopback IPv4
 	// address for a listener on all addresses.
 	PublishStatusAddress string
+	// PublishService ("NAMESPACE/NAME") is the Service in front of the
+	// controller whose addresses are published instead (ingress-nginx's
+	// --publish-service); PublishStatusAddress wins when both are set.
+	PublishService string
 	// ACME: certificates for Ingresses annotated switchboard.dev/acme:
 	// "true".
 	ACME acmeflags.Options
@@ -112,6 +117,7 @@ status and Events. /readyz is false until the informer caches have synced.`,
 	f.StringVar(&o.HTTPSAddr, "https-addr", "127.0.0.1:8443", "address of the HTTPS listener (\"\" disables it)")
 	f.StringVar(&o.StatusAddr, "status-addr", "127.0.0.1:10254", "address of /healthz, /readyz and /metrics (\"\" disables it)")
 	f.StringVar(&o.Controller, "controller-class", routing.ControllerName, "the IngressClass spec.controller served")
+	f.StringVar(&o.PublishService, "publish-service", "", "NAMESPACE/NAME of the Service in front of the controller: its load-balancer addresses (or external IPs, or cluster IP) are written to the Ingresses' status.loadBalancer, as ingress-nginx's --publish-service")
 	f.StringVar(&o.PublishStatusAddress, "publish-status-address", "", "IP written to the Ingresses' status.loadBalancer (default: the HTTPS listener's, or for one on all addresses the host's first non-loopback IPv4 address)")
 	f.BoolVar(&o.AccessLog, "access-log", true, "write a JSON access log line per request to standard output")
 	f.DurationVar(&o.ConnectTimeout, "upstream-connect-timeout", 5*time.Second, "time to connect to an endpoint")
@@ -162,6 +168,12 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 		}
 		o.PublishStatusAddress = a.String()
 	}
+	if o.PublishService != "" {
+		ns, name, ok := strings.Cut(o.PublishService, "/")
+		if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1035Label(name)) > 0 {
+			return fmt.Errorf("--publish-service %q: want NAMESPACE/NAME of a Service", o.PublishService)
+		}
+	}
 	acmeCfg, err := o.ACME.Config("")
 	if err != nil {
 		return err
@@ -203,6 +215,7 @@ func Run(ctx context.Context, o *Options, out io.Writer, log *slog.Logger, ready
 		Controller: o.Controller, ConnectTimeout: o.ConnectTimeout, ReadTimeout: o.ReadTimeout, EjectFor: o.EjectFor,
 		ReadHeaderTimeout: o.ReadHeaderTimeout, MaxHeaderBytes: o.MaxHeaderBytes, MaxHeaders: o.MaxHeaders,
 		PublishAddress: o.PublishStatusAddress,
+		PublishService: o.PublishService,
 		Registerer:     reg, Gatherer: reg, Logger: log.With("component", "ingress"),
 	}
 	if o.AccessLog {

@@ -211,6 +211,8 @@ func TestFlags(t *testing.T) {
 		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", LoadBalance: "ewma"}, `--load-balance "ewma": must be one of round_robin, least_request`},
 		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", ACME: acmeflags.Options{Email: "ops@example.test"}}, "--acme-email needs --acme-directory"},
 		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", PublishStatusAddress: "lb.example.test"}, `--publish-status-address "lb.example.test": not an IP address`},
+		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", PublishService: "ingress-svc"}, `--publish-service "ingress-svc": want NAMESPACE/NAME of a Service`},
+		{Options{Paths: []string{"x"}, HTTPAddr: "127.0.0.1:0", PublishService: "sys/Bad_Name"}, `--publish-service "sys/Bad_Name": want NAMESPACE/NAME of a Service`},
 	}
 	for _, c := range cases {
 		err := Run(context.Background(), &c.o, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
