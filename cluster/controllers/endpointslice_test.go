@@ -329,7 +329,11 @@ func TestEndpointSliceManyPods(t *testing.T) {
 				seen[e.TargetRef.Name] = true
 			}
 		}
-		return len(seen) == 250 && len(slices) == 3, fmt.Sprintf("%d distinct endpoints, slice sizes %v", len(seen), sizes)
+		// Not necessarily 3 slices: "the control plane tries to fill
+		// EndpointSlices as full as possible, but does not actively
+		// rebalance them" - pods that turn ready at different times may
+		// end up in a fourth slice.
+		return len(seen) == 250, fmt.Sprintf("%d distinct endpoints, slice sizes %v", len(seen), sizes)
 	})
 	// One pod turns not ready: only its slice is written.
 	before := map[string]string{}
