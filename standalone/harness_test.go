@@ -54,6 +54,13 @@ type testNode struct {
 // answers /readyz. Everything it started is stopped when the test ends.
 func startNode(t *testing.T, paths ...string) *testNode {
 	t.Helper()
+	return startNodeWith(t, nil, paths...)
+}
+
+// startNodeWith is startNode with more flags (given after the harness's
+// own, so that they override them).
+func startNodeWith(t *testing.T, flags []string, paths ...string) *testNode {
+	t.Helper()
 	// A private /24 for pods and one for services inside 127.0.0.0/8.
 	r := 1 + rand.IntN(250)
 	n := &testNode{
@@ -64,6 +71,7 @@ func startNode(t *testing.T, paths ...string) *testNode {
 		"--pod-cidr", n.podCIDR, "--service-cidr", fmt.Sprintf("127.51.%d.0/24", r), "--log-level", "debug",
 		// The node's own address, free ports: tests run side by side.
 		"--ingress-http-addr", fmt.Sprintf("127.50.%d.1:0", r), "--ingress-https-addr", fmt.Sprintf("127.50.%d.1:0", r)}
+	args = append(args, flags...)
 	for _, p := range paths {
 		args = append(args, "-f", p)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,11 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -31,69 +26,10 @@ import (
 	"github.com/switchboard-dev/switchboard/cluster"
 	"github.com/switchboard-dev/switchboard/ingress"
 	"github.com/switchboard-dev/switchboard/ingress/acme"
+	"github.com/switchboard-dev/switchboard/ingress/acme/acmetest"
 	"github.com/switchboard-dev/switchboard/ingress/annotations"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 )
-
-// loopbackDNS answers every A question with 127.0.0.1 (and AAAA with
-// nothing), over TCP as pebble's VA asks, so that pebble validates
-// http://shop.example.test:PORT/.well-known/acme-challenge/... against
-// our HTTP listener on loopback.
-func loopbackDNS(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		for _, q := range r.Question {
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0}, A: net.IPv4(127, 0, 0, 1)})
-			}
-		}
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return ln.Addr().String()
-}
-
-// pebbleServer runs pebble's WFE, CA and VA in this process on a loopback
-// listener; its VA validates HTTP-01 on httpPort, resolving names with
-// resolver. It returns the directory URL, an HTTP client trusting the
-// directory's TLS certificate, and the pool of pebble's issuing root.
-func pebbleServer(t *testing.T, ln net.Listener, httpPort int, resolver string, client *http.Client) (string, *x509.CertPool) {
-	t.Helper()
-	logger := log.New(io.Discard, "pebble ", 0)
-	if testing.Verbose() {
-		logger = log.New(&testWriter{t}, "pebble ", 0)
-	}
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, httpPort, 0, false, resolver, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	srv := httptest.NewUnstartedServer(front.Handler())
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	*client = *srv.Client()
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	return srv.URL + wfe.DirectoryPath, roots
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 func backend(t *testing.T) int32 {
 	t.Helper()
@@ -167,7 +103,7 @@ func TestPebbleIssuesAndRenews(t *testing.T) {
 	// client retries those, but they only slow the test).
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	resolver := loopbackDNS(t)
+	resolver := acmetest.LoopbackDNS(t)
 
 	pebbleLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,10 +126,12 @@ func TestPebbleIssuesAndRenews(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpPort := c.HTTPAddr().(*net.TCPAddr).Port
-	gotDir, roots := pebbleServer(t, pebbleLn, httpPort, resolver, dirClient)
-	if gotDir != directory {
-		t.Fatalf("pebble serves %s, want %s", gotDir, directory)
+	peb := acmetest.StartPebble(t, pebbleLn, httpPort, resolver)
+	if peb.Directory != directory {
+		t.Fatalf("pebble serves %s, want %s", peb.Directory, directory)
 	}
+	*dirClient = *peb.Client
+	roots := peb.Roots
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -333,7 +271,7 @@ func hasEvent(s *cluster.Store, typ, reason string) bool {
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(&testWriter{t}, nil))
+		return slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
