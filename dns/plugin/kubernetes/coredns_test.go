@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,35 +19,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/switchboard-dev/switchboard/cluster"
+	"github.com/switchboard-dev/switchboard/dns/dnstest"
+	"github.com/switchboard-dev/switchboard/internal/testutil"
 	"github.com/switchboard-dev/switchboard/localapi"
 )
-
-// corednsBinary finds the CoreDNS the differential tests run:
-// $SWITCHBOARD_COREDNS, else <module root>/.bin/coredns.
-func corednsBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SWITCHBOARD_COREDNS"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, ".bin", "coredns")
-			if _, err := os.Stat(p); err != nil {
-				t.Skipf("no CoreDNS binary at %s ($SWITCHBOARD_COREDNS unset): ./test.sh installs it (GOBIN=.bin go install github.com/coredns/coredns@v1.14.1)", p)
-			}
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no module root found above the test's directory")
-		}
-		dir = parent
-	}
-}
 
 // knownDifferences lists the questions where we answer differently from
 // CoreDNS on purpose; the README says why. Keyed by "variant name type".
@@ -73,32 +46,6 @@ func serveAPI(t *testing.T, h http.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
-// freePort returns a port of 127.0.0.1 that was free for UDP and TCP.
-func freePort(t *testing.T) string {
-	pc, ln := listenBoth(t)
-	_, p, _ := net.SplitHostPort(pc.LocalAddr().String())
-	_ = pc.Close()
-	_ = ln.Close()
-	return p
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestDifferentialCoreDNS serves the fixture through the local API to a
 // real CoreDNS 1.14.1 (one server block per variant, each bound to
 // 127.0.0.1) and asks it and us every question of the tables plus a
@@ -109,7 +56,7 @@ func (l *lockedBuffer) String() string {
 // drop), pods in it or in a PodTable, as a DNS server fed by a cluster
 // holds them.
 func TestDifferentialCoreDNS(t *testing.T) {
-	bin := corednsBinary(t)
+	bin := dnstest.CoreDNSBinary(t)
 	store := fixtureStore(t)
 	trimmed := trimmedFixtureStore(t)
 	compact := compactFixtureStore(t)
@@ -118,7 +65,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 	ports := make([]string, len(variants))
 	var corefile strings.Builder
 	for i, v := range variants {
-		ports[i] = freePort(t)
+		ports[i] = dnstest.FreePort(t)
 		fmt.Fprintf(&corefile, ".:%s {\n  bind 127.0.0.1\n  kubernetes %s {\n    endpoint %s\n", ports[i], v.zones, api)
 		for _, o := range v.options {
 			fmt.Fprintf(&corefile, "    %s\n", o)
@@ -131,7 +78,7 @@ func TestDifferentialCoreDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out testutil.SyncBuffer
 	cmd := exec.CommandContext(ctx, bin, "-conf", path)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = &out, &out
