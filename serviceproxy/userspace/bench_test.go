@@ -30,6 +30,36 @@ func benchTargets(b *testing.B) map[string]netip.AddrPort {
 	return map[string]netip.AddrPort{"direct": backend, "userspace": netip.AddrPortFrom(sb.ip(1), uint16(port))}
 }
 
+// connectEcho runs b.N short connections to addr: connect, read the
+// greeting, send a line and read it back, close; it reports p50/p99.
+func connectEcho(b *testing.B, addr netip.AddrPort) {
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		start := time.Now()
+		c, err := dialFrom(netip.Addr{}, addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "ping\n"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ReadString('\n'); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+}
+
 // BenchmarkConnectEcho measures one short connection: connect, read the
 // greeting, send a line and read it back, close; p50/p99 are reported.
 func BenchmarkConnectEcho(b *testing.B) {
@@ -37,31 +67,7 @@ func BenchmarkConnectEcho(b *testing.B) {
 	for _, name := range []string{"direct", "userspace"} {
 		addr := targets[name]
 		b.Run(name, func(b *testing.B) {
-			lat := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
-				c, err := dialFrom(netip.Addr{}, addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := bufio.NewReader(c)
-				if _, err := r.ReadString('\n'); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.WriteString(c, "ping\n"); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := r.ReadString('\n'); err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-				lat = append(lat, time.Since(start))
-			}
-			slices.Sort(lat)
-			if len(lat) > 0 {
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-			}
+			connectEcho(b, addr)
 		})
 	}
 }
@@ -196,31 +202,7 @@ func BenchmarkConnectEchoLoaded(b *testing.B) {
 			p, _ := newProxier(b, func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) })
 			w.sync(b, p)
 			addr := netip.AddrPortFrom(ipOf(42), uint16(port))
-			lat := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
-				c, err := dialFrom(netip.Addr{}, addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := bufio.NewReader(c)
-				if _, err := r.ReadString('\n'); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.WriteString(c, "ping\n"); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := r.ReadString('\n'); err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-				lat = append(lat, time.Since(start))
-			}
-			slices.Sort(lat)
-			if len(lat) > 0 {
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-			}
+			connectEcho(b, addr)
 		})
 	}
 }
