@@ -199,6 +199,39 @@ func CategorizeEndpoints(endpoints []*Endpoint, svc *ServicePort, nodeName, zone
 	return categorize(endpoints, svc, nodeName, zone)
 }
 
+// NewState is an empty full State of the node named node, to which
+// Put adds service ports (tests, tools).
+func NewState(node string) *State {
+	return &State{
+		Node:      Node{Name: node},
+		Services:  map[ServicePortName]*ServicePort{},
+		Endpoints: map[ServicePortName][]*Endpoint{},
+		Changed:   map[ServicePortName]bool{},
+		Full:      true,
+	}
+}
+
+// Put sets a service port with its endpoints and marks it changed;
+// svc's protocol (and its name's) defaults to TCP and its type to
+// ClusterIP, as a Service's do.
+func (s *State) Put(svc *ServicePort, eps ...*Endpoint) {
+	if svc.Protocol == "" {
+		svc.Protocol = corev1.ProtocolTCP
+	}
+	if svc.Name.Protocol == "" {
+		svc.Name.Protocol = svc.Protocol
+	}
+	if svc.Type == "" {
+		svc.Type = corev1.ServiceTypeClusterIP
+	}
+	if s.Changed == nil {
+		s.Changed = map[ServicePortName]bool{}
+	}
+	s.Services[svc.Name] = svc
+	s.Endpoints[svc.Name] = eps
+	s.Changed[svc.Name] = true
+}
+
 // HasIPv6 tells whether the state has an IPv6 node address or service
 // cluster IP: a mode that programs one family per table (iptables,
 // ip6tables; ipsets) must then program IPv6 too.

@@ -30,30 +30,11 @@ func ep(ip string, port int32, local bool) *serviceproxy.Endpoint {
 }
 
 // newState returns an empty state for node "test-node".
-func newState() *serviceproxy.State {
-	return &serviceproxy.State{
-		Node:      serviceproxy.Node{Name: "test-node"},
-		Services:  map[serviceproxy.ServicePortName]*serviceproxy.ServicePort{},
-		Endpoints: map[serviceproxy.ServicePortName][]*serviceproxy.Endpoint{},
-		Changed:   map[serviceproxy.ServicePortName]bool{},
-		Full:      true,
-	}
-}
+func newState() *serviceproxy.State { return serviceproxy.NewState("test-node") }
 
-// add adds a service port (and marks it changed).
+// add adds a service port with its endpoints (and marks it changed).
 func add(st *serviceproxy.State, svc *serviceproxy.ServicePort, eps ...*serviceproxy.Endpoint) {
-	if svc.Protocol == "" {
-		svc.Protocol = corev1.ProtocolTCP
-	}
-	if svc.Name.Protocol == "" {
-		svc.Name.Protocol = svc.Protocol
-	}
-	if svc.Type == "" {
-		svc.Type = corev1.ServiceTypeClusterIP
-	}
-	st.Services[svc.Name] = svc
-	st.Endpoints[svc.Name] = eps
-	st.Changed[svc.Name] = true
+	st.Put(svc, eps...)
 }
 
 // normalizeRestore turns iptables-restore (or iptables-save) text into a

@@ -57,30 +57,11 @@ func terminating(ip string, port int32, local bool) *serviceproxy.Endpoint {
 // upstream's fake proxier's node name
 const testHostname = "test-hostname"
 
-func newState() *serviceproxy.State {
-	return &serviceproxy.State{
-		Node:      serviceproxy.Node{Name: testHostname},
-		Services:  map[serviceproxy.ServicePortName]*serviceproxy.ServicePort{},
-		Endpoints: map[serviceproxy.ServicePortName][]*serviceproxy.Endpoint{},
-		Changed:   map[serviceproxy.ServicePortName]bool{},
-		Full:      true,
-	}
-}
+func newState() *serviceproxy.State { return serviceproxy.NewState(testHostname) }
 
 // add adds a service port with its endpoints (and marks it changed).
 func add(st *serviceproxy.State, svc *serviceproxy.ServicePort, eps ...*serviceproxy.Endpoint) {
-	if svc.Protocol == "" {
-		svc.Protocol = corev1.ProtocolTCP
-	}
-	if svc.Name.Protocol == "" {
-		svc.Name.Protocol = svc.Protocol
-	}
-	if svc.Type == "" {
-		svc.Type = corev1.ServiceTypeClusterIP
-	}
-	st.Services[svc.Name] = svc
-	st.Endpoints[svc.Name] = eps
-	st.Changed[svc.Name] = true
+	st.Put(svc, eps...)
 }
 
 func boolp(b bool) *bool { return &b }
