@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-dev/switchboard/ingress/guard"
 	"github.com/switchboard-dev/switchboard/ingress/routing"
 	"github.com/switchboard-dev/switchboard/ingress/upstream"
+	"github.com/switchboard-dev/switchboard/internal/rawsock"
 )
 
 // The fast path serves HTTP/1.1 connections (plain, and TLS after the
@@ -93,7 +94,7 @@ func (s *fastServer) serve(ln net.Listener, g *guard.Listener) error {
 			}
 			return err
 		}
-		go s.serveConn(g.Wrap(c), nil)
+		go s.serveConn(g.Wrap(rawsock.Wrap(c)), nil)
 	}
 }
 

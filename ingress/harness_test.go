@@ -63,6 +63,20 @@ func startBackend(t *testing.T, name string) int32 {
 	return int32(ln.Addr().(*net.TCPAddr).Port)
 }
 
+// doOK sends req and reads the whole answer: an error unless it is a 200.
+func doOK(c *http.Client, req *http.Request) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
 // env is a store, a running controller and its addresses.
 type env struct {
 	t      *testing.T

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/ingress/guard"
+	"github.com/switchboard-dev/switchboard/internal/rawsock"
 )
 
 // tlsSplitter terminates TLS on the HTTPS listener and hands each
@@ -52,7 +53,7 @@ func (s *tlsSplitter) run() {
 }
 
 func (s *tlsSplitter) handshake(c net.Conn) {
-	tc := tls.Server(c, s.cfg)
+	tc := tls.Server(rawsock.Wrap(c), s.cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +74,18 @@ func TestQuickstartAsRoot(t *testing.T) {
 	}
 	if reached == "" {
 		t.Errorf("curl http://web/ from pod echo reached no web pod: %v: %s", err, got)
+	}
+	// The quickstart's Ingress over TLS from the host, as the README's
+	// curl line does it (here on the test's own loopback address).
+	if m := regexp.MustCompile(`ingress on http://\S+ and https://(\S+) `).FindStringSubmatch(out); m == nil {
+		t.Errorf("stdout names no ingress address:\n%s", out)
+	} else {
+		_, port, _ := net.SplitHostPort(m[1])
+		b, err := exec.Command("curl", "-sS", "-k", "-m", "5", "--resolve", "shop.example.test:"+port+":"+hostIP,
+			"https://shop.example.test:"+port+"/").CombinedOutput()
+		if err != nil || !strings.Contains(string(b), `"pod": "web-`) {
+			t.Errorf("curl https://shop.example.test:%s/ through the ingress: %v: %s", port, err, b)
+		}
 	}
 
 	if err := n.Stop(30 * time.Second); err != nil {

@@ -9,7 +9,8 @@
 // to the proxy itself: an upstream block with the endpoint and a
 // keepalive pool, proxy_pass over HTTP/1.1 with "Connection: ”", the
 // client's Host, X-Request-ID, X-Real-IP and X-Forwarded-For/-Host/-Port
-// /-Proto set, TLS 1.2+; worker_processes auto; no access log on either
+// /-Proto set, TLS 1.2+; worker_processes auto (-workers N: N, and
+// GOMAXPROCS=N for ours); no access log on either
 // side. nginx runs with a configuration file written to a temporary
 // directory (prefix, pid file, logs and temp paths there, `daemon off`),
 // as a child of this program, and is stopped at the end; no system nginx
@@ -17,7 +18,7 @@
 // again) through the real `switchboard ingress` code path
 // (ingress/ingresscmd) with manifests written to the same directory.
 //
-//	go run ./bench/ingress [-quick] [-duration 10s] [-connections 64] [-threads 2] [-warmup 2s] [-rounds 3]
+//	go run ./bench/ingress [-quick] [-duration 10s] [-connections 64] [-threads 2] [-warmup 2s] [-rounds 3] [-only http|tls] [-workers N]
 //
 // Needs wrk and nginx (Debian packages wrk and nginx); without them it
 // says so and exits 0. Traffic is loopback only. The package owns
@@ -82,6 +83,11 @@ type Options struct {
 	// land on one side only; the table shows medians and the spread of
 	// the per-round ratios.
 	Rounds int
+	// Only limits the run to one scenario: "http" or "tls" ("": both).
+	Only string
+	// Workers is how many cores each proxy may use: nginx's
+	// worker_processes and our GOMAXPROCS (0: both "auto", one per CPU).
+	Workers int
 }
 
 // Defaults and what -quick uses.
@@ -102,6 +108,8 @@ func main() {
 	flag.IntVar(&o.Threads, "threads", o.Threads, "wrk -t")
 	flag.IntVar(&o.BodyBytes, "body", o.BodyBytes, "size of the backend's response body in bytes")
 	flag.IntVar(&o.Rounds, "rounds", o.Rounds, "measured runs of each proxy per scenario, taking turns (medians and the spread of the per-round ratios are shown)")
+	flag.StringVar(&o.Only, "only", "", "run one scenario only: http or tls")
+	flag.IntVar(&o.Workers, "workers", 0, "cores per proxy: nginx worker_processes and switchboard GOMAXPROCS (0: auto, one per CPU, for both)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the switchboard side to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -129,7 +137,7 @@ func main() {
 		if set["rounds"] {
 			q.Rounds = o.Rounds
 		}
-		q.BodyBytes = o.BodyBytes
+		q.BodyBytes, q.Only, q.Workers = o.BodyBytes, o.Only, o.Workers
 		o = q
 	}
 	if missing := Missing(); missing != "" {
@@ -201,12 +209,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err := writeManifests(dir, backendPort); err != nil {
 		return err
 	}
-	sb, err := startSwitchboard(ctx, dir)
+	sb, err := startSwitchboard(ctx, dir, o.Workers)
 	if err != nil {
 		return fmt.Errorf("switchboard ingress: %w", err)
 	}
 	defer sb.stop()
-	ng, err := startNginx(ctx, dir, backendPort)
+	ng, err := startNginx(ctx, dir, backendPort, o.Workers)
 	if err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
@@ -219,6 +227,15 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	scenarios := []scenario{
 		{"HTTP/1.1", func(p *proxy) string { return "http://" + p.http + "/" }},
 		{"HTTPS (TLS, HTTP/1.1)", func(p *proxy) string { return "https://" + tlsHost + ":" + portOf(p.https) + "/" }},
+	}
+	switch o.Only {
+	case "":
+	case "http":
+		scenarios = scenarios[:1]
+	case "tls":
+		scenarios = scenarios[1:]
+	default:
+		return fmt.Errorf("-only %q: want http or tls", o.Only)
 	}
 	proxies := []*proxy{sb, ng}
 	rounds := max(1, o.Rounds)
@@ -258,7 +275,8 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 
 	fmt.Fprintf(out, "bench/ingress: wrk -t%d -c%d -d%s (warm-up %s), %d round(s) per proxy taking turns, backend net/http on 127.0.0.1 (%d-byte body), %d CPUs\n",
 		o.Threads, o.Connections, o.Duration, o.Warmup, rounds, o.BodyBytes, numCPU())
-	fmt.Fprintf(out, "switchboard: ingress/ingresscmd in a child process; nginx: %s, worker_processes auto, upstream keepalive 64\n\n", ng.version)
+	gmp := "GOMAXPROCS " + workersConf(o.Workers)
+	fmt.Fprintf(out, "switchboard: ingress/ingresscmd in a child process, %s; nginx: %s, worker_processes %s, upstream keepalive 64\n\n", gmp, ng.version, workersConf(o.Workers))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tproxy\treq/s\tp50\tp99\tCPU/req\terrors\t")
 	for _, sc := range scenarios {
@@ -350,8 +368,6 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	case d >= time.Millisecond:
 		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	case d >= 10*time.Microsecond:
-		return fmt.Sprintf("%.0fus", float64(d)/float64(time.Microsecond))
 	}
 	return fmt.Sprintf("%.1fus", float64(d)/float64(time.Microsecond))
 }
@@ -553,13 +569,16 @@ func startProc(cmd *exec.Cmd, sig syscall.Signal) (func(), error) {
 }
 
 // startSwitchboard runs this binary as the ingress child over dir.
-func startSwitchboard(ctx context.Context, dir string) (*proxy, error) {
+func startSwitchboard(ctx context.Context, dir string, workers int) (*proxy, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	if workers > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(workers))
+	}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -723,7 +742,7 @@ func freePort() (string, error) {
 const nginxConf = `# written by bench/ingress; removed at the end of the run
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes {{workers}};
 pid {{dir}}/nginx.pid;
 error_log {{dir}}/error.log warn;
 events {
@@ -775,8 +794,16 @@ http {
 }
 `
 
+// workersConf is nginx's worker_processes value for -workers.
+func workersConf(n int) string {
+	if n <= 0 {
+		return "auto"
+	}
+	return strconv.Itoa(n)
+}
+
 // startNginx writes the configuration to dir and runs nginx with it.
-func startNginx(ctx context.Context, dir string, backendPort int) (*proxy, error) {
+func startNginx(ctx context.Context, dir string, backendPort, workers int) (*proxy, error) {
 	path, err := lookTool("nginx")
 	if err != nil {
 		return nil, err
@@ -789,7 +816,7 @@ func startNginx(ctx context.Context, dir string, backendPort int) (*proxy, error
 	if err != nil {
 		return nil, err
 	}
-	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", strconv.Itoa(backendPort), "{{http}}", httpAddr, "{{https}}", httpsAddr).Replace(nginxConf)
+	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", strconv.Itoa(backendPort), "{{http}}", httpAddr, "{{https}}", httpsAddr, "{{workers}}", workersConf(workers)).Replace(nginxConf)
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err

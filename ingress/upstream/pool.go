@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-dev/switchboard/internal/rawsock"
 )
 
 // Defaults of Options.
@@ -490,7 +492,7 @@ func NewTransport(o Options) *Transport {
 		if err != nil {
 			return nil, &DialError{Addr: addr, Err: err}
 		}
-		return c, nil
+		return rawsock.Wrap(c), nil
 	}
 	base := &http.Transport{
 		Proxy:                 nil, // never an environment proxy: endpoints are dialled directly
