@@ -85,6 +85,12 @@ type Options struct {
 	Rounds int
 	// Only limits the run to one scenario: "http" or "tls" ("": both).
 	Only string
+	// Pace, when set, makes every wrk connection wait this long (whole
+	// milliseconds, wrk's script delay()) after each response before its
+	// next request: an offered load below saturation, where the
+	// latencies show what each proxy adds rather than the queue of a
+	// saturated machine.
+	Pace time.Duration
 	// Workers is how many cores each proxy may use: nginx's
 	// worker_processes and our GOMAXPROCS (0: both "auto", one per CPU).
 	Workers int
@@ -109,6 +115,7 @@ func main() {
 	flag.IntVar(&o.BodyBytes, "body", o.BodyBytes, "size of the backend's response body in bytes")
 	flag.IntVar(&o.Rounds, "rounds", o.Rounds, "measured runs of each proxy per scenario, taking turns (medians and the spread of the per-round ratios are shown)")
 	flag.StringVar(&o.Only, "only", "", "run one scenario only: http or tls")
+	flag.DurationVar(&o.Pace, "pace", 0, "wait this long (whole ms) on each connection between a response and the next request (0: none, saturation)")
 	flag.IntVar(&o.Workers, "workers", 0, "cores per proxy: nginx worker_processes and switchboard GOMAXPROCS (0: auto, one per CPU, for both)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the switchboard side to this file")
 	flag.Parse()
@@ -137,7 +144,7 @@ func main() {
 		if set["rounds"] {
 			q.Rounds = o.Rounds
 		}
-		q.BodyBytes, q.Only, q.Workers = o.BodyBytes, o.Only, o.Workers
+		q.BodyBytes, q.Only, q.Workers, q.Pace = o.BodyBytes, o.Only, o.Workers, o.Pace
 		o = q
 	}
 	if missing := Missing(); missing != "" {
@@ -273,8 +280,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(out, "bench/ingress: wrk -t%d -c%d -d%s (warm-up %s), %d round(s) per proxy taking turns, backend net/http on 127.0.0.1 (%d-byte body), %d CPUs\n",
-		o.Threads, o.Connections, o.Duration, o.Warmup, rounds, o.BodyBytes, numCPU())
+	pace := ""
+	if o.Pace > 0 {
+		pace = fmt.Sprintf(", each connection pausing %s between requests", o.Pace)
+	}
+	fmt.Fprintf(out, "bench/ingress: wrk -t%d -c%d -d%s%s (warm-up %s), %d round(s) per proxy taking turns, backend net/http on 127.0.0.1 (%d-byte body), %d CPUs\n",
+		o.Threads, o.Connections, o.Duration, pace, o.Warmup, rounds, o.BodyBytes, numCPU())
 	gmp := "GOMAXPROCS " + workersConf(o.Workers)
 	fmt.Fprintf(out, "switchboard: ingress/ingresscmd in a child process, %s; nginx: %s, worker_processes %s, upstream keepalive 64\n\n", gmp, ng.version, workersConf(o.Workers))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -493,8 +504,20 @@ func wrk(ctx context.Context, o Options, d time.Duration, u string) (Result, err
 	secs := max(int((d+time.Second-1)/time.Second), 1)
 	ctx, cancel := context.WithTimeout(ctx, d+time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "--latency", "-t"+strconv.Itoa(o.Threads), "-c"+strconv.Itoa(o.Connections),
-		"-d"+strconv.Itoa(secs)+"s", "--timeout", "5s", u)
+	args := []string{"--latency", "-t" + strconv.Itoa(o.Threads), "-c" + strconv.Itoa(o.Connections),
+		"-d" + strconv.Itoa(secs) + "s", "--timeout", "5s"}
+	if o.Pace > 0 {
+		f, err := os.CreateTemp("", "sb-bench-pace-*.lua")
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.Remove(f.Name())
+		ms := max(1, int(o.Pace/time.Millisecond))
+		fmt.Fprintf(f, "function delay()\n  return %d\nend\n", ms)
+		f.Close()
+		args = append(args, "-s", f.Name())
+	}
+	cmd := exec.CommandContext(ctx, path, append(args, u)...)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return Result{}, fmt.Errorf("wrk %s: %v: %s", u, err, b)
