@@ -13,8 +13,9 @@ say() { printf '\n== %s\n' "$*"; }
 # dnsperf for DNS; nft, iptables-save/-restore, ipset and conntrack for the
 # service proxy; the reference CNI plugins (bridge, host-local, portmap,
 # loopback under /usr/lib/cni); wrk and nginx for the ingress bench's
-# quick run; curl, ip, ps.
-packages=(curl iproute2 procps bind9-dnsutils dnsperf nftables iptables ipset conntrack containernetworking-plugins wrk nginx)
+# quick run; BIND 9's named for the ingress's ACME DNS-01 tests (the
+# zone's primary, started by the test on loopback); curl, ip, ps.
+packages=(curl iproute2 procps bind9-dnsutils dnsperf nftables iptables ipset conntrack containernetworking-plugins wrk nginx bind9)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -23,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    # Packages with services (nginx) must not start them: the tests run
+    # Packages with services (nginx, named) must not start them: the tests run
     # their own instances on loopback ports. policy-rc.d exit 101 is
     # Debian's "do not start services" switch.
     policy=/usr/sbin/policy-rc.d

@@ -6,7 +6,9 @@
 // certificate for the entry's hosts (the Ingress's rule hosts when the
 // entry names none), answers the HTTP-01 challenges through
 // HandleChallenge (which the controller calls on its plain HTTP listener
-// before routing and before the redirect to HTTPS), and writes the result
+// before routing and before the redirect to HTTPS) or, with Config.DNS01,
+// the DNS-01 challenges through RFC 2136 updates (dns01.go; the only way
+// to wildcard names), and writes the result
 // as a kubernetes.io/tls Secret through the store, where the controller's
 // certificate table picks it up without restart. Certificates are checked
 // on an interval and renewed at two thirds of their lifetime; failures are
@@ -89,6 +91,10 @@ type Config struct {
 	// AccountKeyFile; with neither the key lives only in memory.
 	AccountSecret types.NamespacedName
 	StateDir      string
+	// DNS01, when set, answers every authorization with a dns-01
+	// challenge through RFC 2136 updates (and allows wildcard hosts);
+	// without it authorizations are answered over HTTP-01.
+	DNS01 *DNS01
 	// HTTPClient talks to the directory (nil: http.DefaultClient); give
 	// it the root CA of a test directory.
 	HTTPClient *http.Client
@@ -156,6 +162,13 @@ func New(cfg Config) (*Manager, error) {
 		if cfg.AccountSecret.Namespace == "" {
 			cfg.AccountSecret.Namespace = metav1.NamespaceDefault
 		}
+	}
+	if cfg.DNS01 != nil {
+		d := *cfg.DNS01
+		if err := d.Check(); err != nil {
+			return nil, fmt.Errorf("acme: %w", err)
+		}
+		cfg.DNS01 = &d
 	}
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = DefaultCheckInterval
@@ -258,11 +271,11 @@ func (m *Manager) SetIngresses(ings []*networkingv1.Ingress) []certs.Problem {
 			for j, h := range hosts {
 				h = strings.TrimSuffix(strings.ToLower(h), ".")
 				switch {
-				case strings.HasPrefix(h, "*."):
+				case strings.HasPrefix(h, "*.") && m.cfg.DNS01 == nil:
 					// HTTP-01 cannot prove a wildcard name: directories
 					// (Let's Encrypt, pebble) offer only DNS-01 for them.
-					problem(fmt.Sprintf("%s.hosts[%d]", fld, j), fmt.Sprintf("%q: an ACME certificate for a wildcard name needs DNS-01, which switchboard does not answer", h))
-				case len(validation.IsDNS1123Subdomain(h)) > 0:
+					problem(fmt.Sprintf("%s.hosts[%d]", fld, j), fmt.Sprintf("%q: an ACME certificate for a wildcard name needs DNS-01 (--acme-dns01-server)", h))
+				case len(validation.IsDNS1123Subdomain(strings.TrimPrefix(h, "*."))) > 0:
 					problem(fmt.Sprintf("%s.hosts[%d]", fld, j), fmt.Sprintf("%q: not a DNS name", h))
 				case !slices.Contains(ok, h):
 					ok = append(ok, h)
@@ -294,6 +307,14 @@ func (m *Manager) SetIngresses(ings []*networkingv1.Ingress) []certs.Problem {
 	return problems
 }
 
+// Challenge is the challenge type the manager answers: "dns-01" or "http-01".
+func (m *Manager) Challenge() string {
+	if m.cfg.DNS01 != nil {
+		return "dns-01"
+	}
+	return "http-01"
+}
+
 // Trigger asks for a check now.
 func (m *Manager) Trigger() {
 	select {
@@ -316,6 +337,11 @@ func (m *Manager) Manages(namespace, name string) bool {
 // Run checks the certificates when the Ingresses change and on the
 // interval until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
+	if d := m.cfg.DNS01; d != nil {
+		m.log.Info("ACME certificates from "+m.cfg.DirectoryURL+" over dns-01", "server", d.Server, "zone", d.Zone, "tsig-key", d.TSIGKey)
+	} else {
+		m.log.Info("ACME certificates from " + m.cfg.DirectoryURL + " over http-01")
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -556,8 +582,8 @@ func (m *Manager) obtain(ctx context.Context, w *want) (notAfter, renewAt time.T
 	return leaf.NotAfter, RenewAt(leaf), nil
 }
 
-// authorize answers the HTTP-01 challenge of one authorization and waits
-// for it to be valid.
+// authorize answers the challenge of one authorization (dns-01 with
+// Config.DNS01, http-01 otherwise) and waits for it to be valid.
 func (m *Manager) authorize(ctx context.Context, cl *acme.Client, url string) error {
 	z, err := cl.GetAuthorization(ctx, url)
 	if err != nil {
@@ -566,23 +592,46 @@ func (m *Manager) authorize(ctx context.Context, cl *acme.Client, url string) er
 	if z.Status == acme.StatusValid {
 		return nil
 	}
+	typ := "http-01"
+	if m.cfg.DNS01 != nil {
+		typ = "dns-01"
+	}
 	var chal *acme.Challenge
 	for _, c := range z.Challenges {
-		if c.Type == "http-01" {
+		if c.Type == typ {
 			chal = c
 		}
 	}
 	if chal == nil {
-		return fmt.Errorf("authorization for %s: the directory offers no http-01 challenge", z.Identifier.Value)
+		return fmt.Errorf("authorization for %s: the directory offers no %s challenge", z.Identifier.Value, typ)
 	}
-	resp, err := cl.HTTP01ChallengeResponse(chal.Token)
-	if err != nil {
-		return err
+	if typ == "dns-01" {
+		value, err := cl.DNS01ChallengeRecord(chal.Token)
+		if err != nil {
+			return err
+		}
+		cleanup, err := m.cfg.DNS01.Present(ctx, z.Identifier.Value, value)
+		if err != nil {
+			return fmt.Errorf("dns-01 for %s: %w", z.Identifier.Value, err)
+		}
+		defer func() {
+			// The record goes even when the order's context has ended.
+			cctx, cancel := context.WithTimeout(context.Background(), m.cfg.DNS01.Timeout)
+			defer cancel()
+			if err := cleanup(cctx); err != nil {
+				m.log.Warn("dns-01 record not removed", "domain", z.Identifier.Value, "err", err)
+			}
+		}()
+	} else {
+		resp, err := cl.HTTP01ChallengeResponse(chal.Token)
+		if err != nil {
+			return err
+		}
+		m.tokens.Store(chal.Token, resp)
+		defer m.tokens.Delete(chal.Token)
 	}
-	m.tokens.Store(chal.Token, resp)
-	defer m.tokens.Delete(chal.Token)
 	if _, err := cl.Accept(ctx, chal); err != nil {
-		return fmt.Errorf("accept http-01 challenge for %s: %w", z.Identifier.Value, err)
+		return fmt.Errorf("accept %s challenge for %s: %w", typ, z.Identifier.Value, err)
 	}
 	if _, err := cl.WaitAuthorization(ctx, z.URI); err != nil {
 		return fmt.Errorf("authorization for %s: %w", z.Identifier.Value, err)

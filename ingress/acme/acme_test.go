@@ -28,17 +28,24 @@ func TestSetIngresses(t *testing.T) {
 		tls     networkingv1.IngressTLS
 		hosts   []string // of the Secret "s"; nil: none wanted
 		problem string
+		dns01   bool // the manager answers DNS-01
 	}{
-		{"hosts of the entry", networkingv1.IngressTLS{Hosts: []string{"B.example.test", "a.example.test"}, SecretName: "s"}, []string{"a.example.test", "b.example.test"}, ""},
+		{"hosts of the entry", networkingv1.IngressTLS{Hosts: []string{"B.example.test", "a.example.test"}, SecretName: "s"}, []string{"a.example.test", "b.example.test"}, "", false},
 		// "A TLS entry without hosts covers the Ingress's rule hosts" (ingress README, as certs).
-		{"no hosts: the rule hosts", networkingv1.IngressTLS{SecretName: "s"}, []string{"rule.example.test"}, ""},
-		{"no secretName", networkingv1.IngressTLS{Hosts: []string{"a.example.test"}}, nil, "secretName"},
-		{"wildcard needs DNS-01", networkingv1.IngressTLS{Hosts: []string{"*.example.test"}, SecretName: "s"}, nil, "DNS-01"},
-		{"not a DNS name", networkingv1.IngressTLS{Hosts: []string{"a_b..test"}, SecretName: "s"}, nil, "not a DNS name"},
+		{"no hosts: the rule hosts", networkingv1.IngressTLS{SecretName: "s"}, []string{"rule.example.test"}, "", false},
+		{"no secretName", networkingv1.IngressTLS{Hosts: []string{"a.example.test"}}, nil, "secretName", false},
+		{"wildcard needs DNS-01", networkingv1.IngressTLS{Hosts: []string{"*.example.test"}, SecretName: "s"}, nil, "needs DNS-01 (--acme-dns01-server)", false},
+		{"wildcard with DNS-01", networkingv1.IngressTLS{Hosts: []string{"*.example.test", "example.test"}, SecretName: "s"}, []string{"*.example.test", "example.test"}, "", true},
+		{"wildcard not over a DNS name", networkingv1.IngressTLS{Hosts: []string{"*.a_b..test"}, SecretName: "s"}, nil, "not a DNS name", true},
+		{"not a DNS name", networkingv1.IngressTLS{Hosts: []string{"a_b..test"}, SecretName: "s"}, nil, "not a DNS name", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m, err := New(Config{Store: cluster.NewStore(), DirectoryURL: "https://127.0.0.1:1/dir"})
+			cfg := Config{Store: cluster.NewStore(), DirectoryURL: "https://127.0.0.1:1/dir"}
+			if c.dns01 {
+				cfg.DNS01 = &DNS01{Server: "127.0.0.1:1"}
+			}
+			m, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -274,4 +275,98 @@ func testLogger(t *testing.T) *slog.Logger {
 		return slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// TestPebbleDNS01Wildcard: "*.shop.example.test" can only be proven over
+// DNS-01 (RFC 8555 section 7.1.3: wildcard authorizations). With a real
+// BIND 9 as the zone's primary (RFC 2136 updates signed with TSIG) and as
+// pebble's resolver, an Ingress for the wildcard and its base name gets
+// one certificate for both; pebble never reaches an HTTP listener (its
+// HTTP-01 port has none), the records are gone afterwards, and a name
+// under the wildcard is served by SNI with a chain to pebble's root.
+func TestPebbleDNS01Wildcard(t *testing.T) {
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	bind := acmetest.StartBIND(t, "example.test")
+
+	pebbleLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pebbleLn.Close() })
+	noHTTP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noHTTPPort := noHTTP.Addr().(*net.TCPAddr).Port
+	noHTTP.Close() // HTTP-01 would be refused here
+	peb := acmetest.StartPebble(t, pebbleLn, noHTTPPort, bind.Addr)
+
+	store := cluster.NewStore()
+	c, err := ingress.New(ingress.Config{
+		Store: store, HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", Logger: testLogger(t),
+		ACME: &acme.Config{DirectoryURL: peb.Directory, HTTPClient: peb.Client, MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
+			DNS01: &acme.DNS01{Server: bind.Addr, TSIGKey: bind.KeyName, TSIGSecret: bind.Secret}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	objs := shopObjects(backend(t))
+	ing := objs[len(objs)-1].(*networkingv1.Ingress)
+	ing.Spec.TLS[0].Hosts = []string{"*.shop.example.test", "shop.example.test"}
+	ing.Spec.Rules[0].Host = "*.shop.example.test"
+	for _, o := range objs {
+		if _, err := store.Create(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	leaf := waitSecret(t, store, "shop-tls", "")
+	if want := []string{"*.shop.example.test", "shop.example.test"}; !sameNames(leaf.DNSNames, want) {
+		t.Fatalf("certificate names %v, want %v", leaf.DNSNames, want)
+	}
+	if got := bind.TXT(t, "_acme-challenge.shop.example.test"); len(got) != 0 {
+		t.Errorf("challenge records left in the zone: %q", got)
+	}
+	https := c.HTTPSAddr().String()
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: peb.Roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, https)
+		},
+	}}
+	t.Cleanup(client.CloseIdleConnections)
+	var last error
+	for range 100 {
+		resp, err := client.Get("https://a.shop.example.test/cart")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "shop backend: a.shop.example.test /cart" {
+				t.Fatalf("GET https://a.shop.example.test/cart: %d %q", resp.StatusCode, body)
+			}
+			if _, err := resp.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: "a.shop.example.test", Roots: peb.Roots, Intermediates: intermediates(t, store)}); err != nil {
+				t.Fatal(err)
+			}
+			last = nil
+			break
+		}
+		last = err
+		client.CloseIdleConnections()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if last != nil {
+		t.Fatalf("HTTPS for a.shop.example.test with pebble's root: %v", last)
+	}
+}
+
+func sameNames(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

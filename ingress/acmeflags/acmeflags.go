@@ -7,10 +7,12 @@ package acmeflags
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	neturl "net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -25,6 +27,10 @@ import (
 // certificate chains to (a test CA such as pebble's).
 type Options struct {
 	Directory, Email, StateDir, CAFile string
+	// DNS-01 through RFC 2136 updates: the zone's primary, the zone ("":
+	// found by SOA), the TSIG key's name, algorithm and the file holding
+	// its base64 secret.
+	DNS01Server, DNS01Zone, TSIGKey, TSIGAlgorithm, TSIGSecretFile string
 }
 
 // Add adds --acme-directory, --acme-email, --acme-state-dir and
@@ -32,10 +38,15 @@ type Options struct {
 // answers the HTTP-01 challenges, stateDefault says where the account
 // key goes without --acme-state-dir (for the help text).
 func Add(f *pflag.FlagSet, o *Options, httpFlag, stateDefault string) {
-	f.StringVar(&o.Directory, "acme-directory", "", "ACME directory URL: Ingresses annotated switchboard.dev/acme: \"true\" get their spec.tls certificates from it (HTTP-01 on "+httpFlag+"); \"\" turns ACME off")
+	f.StringVar(&o.Directory, "acme-directory", "", "ACME directory URL: Ingresses annotated switchboard.dev/acme: \"true\" get their spec.tls certificates from it (HTTP-01 on "+httpFlag+", or DNS-01 with --acme-dns01-server); \"\" turns ACME off")
 	f.StringVar(&o.Email, "acme-email", "", "contact e-mail of the ACME account")
 	f.StringVar(&o.StateDir, "acme-state-dir", "", "directory keeping the ACME account key (default: "+stateDefault+")")
 	f.StringVar(&o.CAFile, "acme-ca-file", "", "PEM roots the ACME directory's HTTPS certificate chains to, besides the system's (e.g. pebble's test CA)")
+	f.StringVar(&o.DNS01Server, "acme-dns01-server", "", "answer ACME challenges over DNS-01 (needed for wildcard hosts) by RFC 2136 updates to this primary DNS server, HOST[:PORT]")
+	f.StringVar(&o.DNS01Zone, "acme-dns01-zone", "", "the zone the DNS-01 records go in (default: found by asking --acme-dns01-server for the SOA)")
+	f.StringVar(&o.TSIGKey, "acme-dns01-tsig-key", "", "name of the TSIG key that signs the DNS-01 updates (none: unsigned)")
+	f.StringVar(&o.TSIGAlgorithm, "acme-dns01-tsig-algorithm", "hmac-sha256", "the TSIG key's algorithm: hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1")
+	f.StringVar(&o.TSIGSecretFile, "acme-dns01-tsig-secret-file", "", "file holding the TSIG key's secret, base64 (as in BIND's key statement)")
 }
 
 // Config is the ingress controller's ACME configuration of the flags
@@ -44,7 +55,7 @@ func Add(f *pflag.FlagSet, o *Options, httpFlag, stateDefault string) {
 // memory, or a Secret). The CA file is read now: an error names the flag.
 func (o Options) Config(stateDir string) (*acme.Config, error) {
 	if o.Directory == "" {
-		for _, f := range []struct{ name, v string }{{"--acme-email", o.Email}, {"--acme-state-dir", o.StateDir}, {"--acme-ca-file", o.CAFile}} {
+		for _, f := range []struct{ name, v string }{{"--acme-email", o.Email}, {"--acme-state-dir", o.StateDir}, {"--acme-ca-file", o.CAFile}, {"--acme-dns01-server", o.DNS01Server}} {
 			if f.v != "" {
 				return nil, fmt.Errorf("%s needs --acme-directory", f.name)
 			}
@@ -57,6 +68,9 @@ func (o Options) Config(stateDir string) (*acme.Config, error) {
 	ac := &acme.Config{DirectoryURL: o.Directory, Email: o.Email, StateDir: o.StateDir}
 	if ac.StateDir == "" {
 		ac.StateDir = stateDir
+	}
+	if err := o.dns01(ac); err != nil {
+		return nil, err
 	}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
@@ -73,4 +87,38 @@ func (o Options) Config(stateDir string) (*acme.Config, error) {
 		ac.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
 	return ac, nil
+}
+
+// dns01 sets ac.DNS01 from the --acme-dns01-* flags; errors name the flag.
+func (o Options) dns01(ac *acme.Config) error {
+	if o.DNS01Server == "" {
+		for _, f := range []struct{ name, v string }{{"--acme-dns01-zone", o.DNS01Zone}, {"--acme-dns01-tsig-key", o.TSIGKey}, {"--acme-dns01-tsig-secret-file", o.TSIGSecretFile}} {
+			if f.v != "" {
+				return fmt.Errorf("%s needs --acme-dns01-server", f.name)
+			}
+		}
+		return nil
+	}
+	if (o.TSIGKey == "") != (o.TSIGSecretFile == "") {
+		return fmt.Errorf("--acme-dns01-tsig-key and --acme-dns01-tsig-secret-file go together")
+	}
+	d := &acme.DNS01{Server: o.DNS01Server, Zone: o.DNS01Zone, TSIGKey: o.TSIGKey, TSIGAlgorithm: o.TSIGAlgorithm}
+	if o.TSIGSecretFile != "" {
+		b, err := os.ReadFile(o.TSIGSecretFile)
+		if err != nil {
+			return fmt.Errorf("--acme-dns01-tsig-secret-file: %w", err)
+		}
+		d.TSIGSecret = strings.TrimSpace(string(b))
+	}
+	if err := d.Check(); err != nil {
+		var fe *acme.FieldError
+		if !errors.As(err, &fe) {
+			return err
+		}
+		flag := map[string]string{"Server": "--acme-dns01-server", "Zone": "--acme-dns01-zone", "TSIGKey": "--acme-dns01-tsig-key",
+			"TSIGSecret": "--acme-dns01-tsig-secret-file " + o.TSIGSecretFile, "TSIGAlgorithm": "--acme-dns01-tsig-algorithm"}[fe.Field]
+		return fmt.Errorf("%s: %s", flag, fe.Reason)
+	}
+	ac.DNS01 = d
+	return nil
 }

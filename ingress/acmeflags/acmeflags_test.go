@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/switchboard-dev/switchboard/ingress/acme"
 )
 
 // TestConfig: the flags, parsed as a command line, become the controller's
@@ -29,6 +32,10 @@ func TestConfig(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	secretFile := filepath.Join(dir, "tsig.secret")
+	if err := os.WriteFile(secretFile, []byte("c2VjcmV0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name     string
 		args     []string
@@ -39,6 +46,7 @@ func TestConfig(t *testing.T) {
 		wantMail string
 		wantKey  string // StateDir
 		trustsCA bool
+		wantDNS  *acme.DNS01 // nil: no DNS-01
 	}{
 		{name: "no flags: ACME off", wantNil: true},
 		{name: "e-mail without directory", args: []string{"--acme-email", "ops@example.test"}, wantErr: "--acme-email needs --acme-directory"},
@@ -51,6 +59,14 @@ func TestConfig(t *testing.T) {
 		{name: "CA file trusted", args: []string{"--acme-directory", srv.URL + "/dir", "--acme-ca-file", caFile}, wantDir: srv.URL + "/dir", trustsCA: true},
 		{name: "CA file missing", args: []string{"--acme-directory", srv.URL, "--acme-ca-file", filepath.Join(dir, "missing.pem")}, wantErr: "--acme-ca-file: open"},
 		{name: "CA file without PEM", args: []string{"--acme-directory", srv.URL, "--acme-ca-file", junk}, wantErr: "no PEM certificate"},
+		{name: "DNS-01 server without directory", args: []string{"--acme-dns01-server", "ns.example.test"}, wantErr: "--acme-dns01-server needs --acme-directory"},
+		{name: "DNS-01 key without server", args: []string{"--acme-directory", srv.URL, "--acme-dns01-tsig-key", "k"}, wantErr: "--acme-dns01-tsig-key needs --acme-dns01-server"},
+		{name: "DNS-01 key without secret", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k"}, wantErr: "go together"},
+		{name: "DNS-01 secret file missing", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k", "--acme-dns01-tsig-secret-file", filepath.Join(dir, "missing")}, wantErr: "--acme-dns01-tsig-secret-file: open"},
+		{name: "DNS-01 secret not base64", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k", "--acme-dns01-tsig-secret-file", junk}, wantErr: "--acme-dns01-tsig-secret-file " + junk + ": not base64"},
+		{name: "DNS-01 bad algorithm", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k", "--acme-dns01-tsig-secret-file", secretFile, "--acme-dns01-tsig-algorithm", "md5"}, wantErr: `--acme-dns01-tsig-algorithm: "md5": want one of`},
+		{name: "DNS-01", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "127.0.0.1:5353", "--acme-dns01-zone", "example.test", "--acme-dns01-tsig-key", "acme", "--acme-dns01-tsig-secret-file", secretFile},
+			wantDir: srv.URL, wantDNS: &acme.DNS01{Server: "127.0.0.1:5353", Zone: "example.test.", TSIGKey: "acme.", TSIGSecret: "c2VjcmV0", TSIGAlgorithm: "hmac-sha256.", TTL: 60, Timeout: 10 * time.Second}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -79,6 +95,9 @@ func TestConfig(t *testing.T) {
 			}
 			if ac.DirectoryURL != c.wantDir || ac.Email != c.wantMail || ac.StateDir != c.wantKey {
 				t.Errorf("config %q %q %q, want %q %q %q", ac.DirectoryURL, ac.Email, ac.StateDir, c.wantDir, c.wantMail, c.wantKey)
+			}
+			if c.wantDNS == nil && ac.DNS01 != nil || c.wantDNS != nil && (ac.DNS01 == nil || *ac.DNS01 != *c.wantDNS) {
+				t.Errorf("DNS01 %+v, want %+v", ac.DNS01, c.wantDNS)
 			}
 			if c.trustsCA {
 				if ac.HTTPClient == nil {

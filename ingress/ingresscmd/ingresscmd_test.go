@@ -241,12 +241,18 @@ spec:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	secret := filepath.Join(dir, "tsig.secret")
+	if err := os.WriteFile(secret, []byte("c2VjcmV0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args     []string
-		wantACME bool
+		wantACME string // the challenge answered; "": no ACME
 	}{
-		{nil, false},
-		{[]string{"--acme-directory", "https://127.0.0.1:1/dir", "--acme-email", "ops@example.test", "--acme-state-dir", filepath.Join(dir, "acme")}, true},
+		{nil, ""},
+		{[]string{"--acme-directory", "https://127.0.0.1:1/dir", "--acme-email", "ops@example.test", "--acme-state-dir", filepath.Join(dir, "acme")}, "http-01"},
+		{[]string{"--acme-directory", "https://127.0.0.1:1/dir", "--acme-state-dir", filepath.Join(dir, "acme"),
+			"--acme-dns01-server", "127.0.0.1:1", "--acme-dns01-tsig-key", "acme", "--acme-dns01-tsig-secret-file", secret}, "dns-01"},
 	} {
 		o := &Options{}
 		cmd := newCommand(o)
@@ -254,9 +260,11 @@ spec:
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		got := false
+		got := ""
 		err := Run(ctx, o, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), func(ctl *ingress.Controller) {
-			got = ctl.ACME() != nil
+			if m := ctl.ACME(); m != nil {
+				got = m.Challenge()
+			}
 			cancel()
 		})
 		cancel()
@@ -264,7 +272,7 @@ spec:
 			t.Fatalf("%v: %v", c.args, err)
 		}
 		if got != c.wantACME {
-			t.Errorf("%v: ACME manager %v, want %v", c.args, got, c.wantACME)
+			t.Errorf("%v: ACME manager answering %q, want %q", c.args, got, c.wantACME)
 		}
 	}
 }

@@ -195,35 +195,13 @@ func parseBlock(c *dnsserver.Controller, f *Forward) error {
 			f.ignored = append(f.ignored, plugin.NormalizeExact(name)...)
 		}
 	case "max_fails":
-		if !c.NextArg() {
-			return c.ArgErr()
-		}
-		n, err := strconv.ParseUint(c.Val(), 10, 32)
-		if err != nil {
-			return c.Errf("max_fails: %v", err)
-		}
-		f.maxfails = uint32(n)
+		return uint32Arg(c, &f.maxfails)
 	case "max_connect_attempts":
-		if !c.NextArg() {
-			return c.ArgErr()
-		}
-		n, err := strconv.ParseUint(c.Val(), 10, 32)
-		if err != nil {
-			return c.Errf("max_connect_attempts: %v", err)
-		}
-		f.maxConnectAttempts = uint32(n)
+		return uint32Arg(c, &f.maxConnectAttempts)
 	case "health_check":
-		if !c.NextArg() {
-			return c.ArgErr()
+		if err := durationArg(c, &f.hcInterval); err != nil {
+			return err
 		}
-		dur, err := time.ParseDuration(c.Val())
-		if err != nil {
-			return c.Errf("health_check: %v", err)
-		}
-		if dur < 0 {
-			return c.Errf("health_check can't be negative: %d", dur)
-		}
-		f.hcInterval = dur
 		f.opts.HCDomain = "."
 		for c.NextArg() {
 			switch opt := c.Val(); opt {
@@ -243,15 +221,9 @@ func parseBlock(c *dnsserver.Controller, f *Forward) error {
 			}
 		}
 	case "force_tcp":
-		if c.NextArg() {
-			return c.ArgErr()
-		}
-		f.opts.ForceTCP = true
+		return flagArg(c, &f.opts.ForceTCP)
 	case "prefer_udp":
-		if c.NextArg() {
-			return c.ArgErr()
-		}
-		f.opts.PreferUDP = true
+		return flagArg(c, &f.opts.PreferUDP)
 	case "tls":
 		args := c.RemainingArgs()
 		if len(args) > 3 {
@@ -268,29 +240,9 @@ func parseBlock(c *dnsserver.Controller, f *Forward) error {
 		}
 		f.tlsServerName = c.Val()
 	case "expire":
-		if !c.NextArg() {
-			return c.ArgErr()
-		}
-		dur, err := time.ParseDuration(c.Val())
-		if err != nil {
-			return c.Errf("expire: %v", err)
-		}
-		if dur < 0 {
-			return c.Errf("expire can't be negative: %s", dur)
-		}
-		f.expire = dur
+		return durationArg(c, &f.expire)
 	case "max_idle_conns":
-		if !c.NextArg() {
-			return c.ArgErr()
-		}
-		n, err := strconv.Atoi(c.Val())
-		if err != nil {
-			return c.Errf("max_idle_conns: %v", err)
-		}
-		if n < 0 {
-			return c.Errf("max_idle_conns can't be negative: %d", n)
-		}
-		f.maxIdleConns = n
+		return intArg(c, &f.maxIdleConns)
 	case "policy":
 		if !c.NextArg() {
 			return c.ArgErr()
@@ -306,54 +258,113 @@ func parseBlock(c *dnsserver.Controller, f *Forward) error {
 			return c.Errf("unknown policy '%s'", x)
 		}
 	case "max_concurrent":
-		if !c.NextArg() {
-			return c.ArgErr()
-		}
-		n, err := strconv.Atoi(c.Val())
-		if err != nil {
-			return c.Errf("max_concurrent: %v", err)
-		}
-		if n < 0 {
-			return c.Errf("max_concurrent can't be negative: %d", n)
+		var n int
+		if err := intArg(c, &n); err != nil {
+			return err
 		}
 		f.ErrLimitExceeded = errors.New("concurrent queries exceeded maximum " + c.Val())
 		f.maxConcurrent = int64(n)
 	case "next":
-		args := c.RemainingArgs()
-		if len(args) == 0 {
-			return c.ArgErr()
+		rcs, err := rcodesArg(c)
+		if err != nil {
+			return err
 		}
-		for _, rcode := range args {
-			rc, ok := dns.StringToRcode[strings.ToUpper(rcode)]
-			if !ok {
-				return c.Errf("%s is not a valid rcode", rcode)
-			}
-			f.nextAlternateRcodes = append(f.nextAlternateRcodes, rc)
-		}
+		f.nextAlternateRcodes = append(f.nextAlternateRcodes, rcs...)
 	case "failfast_all_unhealthy_upstreams":
-		if len(c.RemainingArgs()) != 0 {
-			return c.ArgErr()
-		}
-		f.failfastUnhealthyUpstreams = true
+		return flagArg(c, &f.failfastUnhealthyUpstreams)
 	case "failover":
-		args := c.RemainingArgs()
-		if len(args) == 0 {
-			return c.ArgErr()
+		rcs, err := rcodesArg(c)
+		if err != nil {
+			return err
 		}
-		for _, rcode := range args {
-			rc, ok := dns.StringToRcode[strings.ToUpper(rcode)]
-			if !ok {
-				return c.Errf("%s is not a valid rcode", rcode)
-			}
+		for _, rc := range rcs {
 			if rc == dns.RcodeSuccess {
 				return c.Errf("NoError cannot be used in failover")
 			}
-			f.failoverRcodes = append(f.failoverRcodes, rc)
 		}
+		f.failoverRcodes = append(f.failoverRcodes, rcs...)
 	default:
 		return c.Errf("unknown property '%s'", c.Val())
 	}
 	return nil
+}
+
+// The option argument parsers below read the property's arguments (the
+// property name is c.Val() when called) and name the property in their
+// errors, as CoreDNS's setup does.
+
+// uint32Arg reads one unsigned 32-bit number.
+func uint32Arg(c *dnsserver.Controller, dst *uint32) error {
+	name := c.Val()
+	if !c.NextArg() {
+		return c.ArgErr()
+	}
+	n, err := strconv.ParseUint(c.Val(), 10, 32)
+	if err != nil {
+		return c.Errf("%s: %v", name, err)
+	}
+	*dst = uint32(n)
+	return nil
+}
+
+// intArg reads one number that must not be negative.
+func intArg(c *dnsserver.Controller, dst *int) error {
+	name := c.Val()
+	if !c.NextArg() {
+		return c.ArgErr()
+	}
+	n, err := strconv.Atoi(c.Val())
+	if err != nil {
+		return c.Errf("%s: %v", name, err)
+	}
+	if n < 0 {
+		return c.Errf("%s can't be negative: %d", name, n)
+	}
+	*dst = n
+	return nil
+}
+
+// durationArg reads one Go duration that must not be negative.
+func durationArg(c *dnsserver.Controller, dst *time.Duration) error {
+	name := c.Val()
+	if !c.NextArg() {
+		return c.ArgErr()
+	}
+	d, err := time.ParseDuration(c.Val())
+	if err != nil {
+		return c.Errf("%s: %v", name, err)
+	}
+	if d < 0 {
+		return c.Errf("%s can't be negative: %s", name, d)
+	}
+	*dst = d
+	return nil
+}
+
+// flagArg is a property without arguments that switches *dst on.
+func flagArg(c *dnsserver.Controller, dst *bool) error {
+	if c.NextArg() {
+		return c.ArgErr()
+	}
+	*dst = true
+	return nil
+}
+
+// rcodesArg reads one or more response codes by name (NXDOMAIN, ...).
+func rcodesArg(c *dnsserver.Controller) ([]int, error) {
+	args := c.RemainingArgs()
+	if len(args) == 0 {
+		return nil, c.ArgErr()
+	}
+	rcs := make([]int, 0, len(args))
+	for _, rcode := range args {
+		rc, ok := dns.StringToRcode[strings.ToUpper(rcode)]
+		if !ok {
+			return nil, c.Errf("%s is not a valid rcode", rcode)
+		}
+		rcs = append(rcs, rc)
+	}
+	return rcs, nil
 }
 
 // hostPortOrFile turns each TO into upstream addresses, as CoreDNS's
