@@ -106,27 +106,39 @@ func TestTableSwapsUnderLoad(t *testing.T) {
 	// The changes: each is a new routing table.
 	syncs0 := testutil.ToFloat64(e.c.metrics.syncs)
 	fast0, fastTLS0 := e.c.fastHTTP.served.Load(), e.c.fastHTTPS.served.Load()
-	const rounds = 60
+	// Each round waits for its tables: at least two swaps a round.
+	routed := func(host string, want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for (e.c.Table().Match(host, "/") != nil) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("routing table: %s routed %v, want %v", host, !want, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	const rounds = 100
 	for i := 0; i < rounds; i++ {
 		e.apply(shop(fmt.Sprint(30 + i%2)))
-		other := ingressObj("other", fmt.Sprintf("other-%d", i), fmt.Sprintf("o%d.test", i), pathRule("Exact", "/", "web", 80))
+		host := fmt.Sprintf("o%d.test", i)
+		other := ingressObj("other", fmt.Sprintf("other-%d", i), host, pathRule("Exact", "/", "web", 80))
 		e.create(other)
 		if i%10 == 0 {
 			rotated, _ := tlsSecretObj(t, "shop", "load-tls", "load.test")
 			e.apply(rotated)
 		}
-		time.Sleep(5 * time.Millisecond)
+		routed(host, true)
 		if err := s.Delete(cluster.KindIngress, "other", other.Name, cluster.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		routed(host, false)
 	}
 	e.settle()
 	stop()
 	wg.Wait()
 	swaps := testutil.ToFloat64(e.c.metrics.syncs) - syncs0
-	if swaps < rounds {
-		t.Errorf("%v routing tables swapped in during the load, want at least %d", swaps, rounds)
+	if swaps < 2*rounds {
+		t.Errorf("%v routing tables swapped in during the load, want at least %d", swaps, 2*rounds)
 	}
 	if e.c.fastHTTP.served.Load() == fast0 || e.c.fastHTTPS.served.Load() == fastTLS0 {
 		t.Error("the fast path served none of the GETs (plain or TLS)")
