@@ -349,13 +349,17 @@ func TestForwardedHeadersWithCurl(t *testing.T) {
 		t.Errorf("X-Request-Id from the client not kept: %q", got)
 	}
 
-	// The access log has one JSON line per request with the fields.
+	// The access log has one JSON line per request with the fields. The
+	// line is written once the response is out (as nginx logs at the
+	// request's end), so it may come just after curl has its answer.
 	var line map[string]any
-	sc := bufio.NewScanner(strings.NewReader(e.access.String()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["request_id"] == "client-chosen-1" {
-			line = m
+	for deadline := time.Now().Add(5 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		sc := bufio.NewScanner(strings.NewReader(e.access.String()))
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["request_id"] == "client-chosen-1" {
+				line = m
+			}
 		}
 	}
 	if line == nil {

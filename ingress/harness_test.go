@@ -63,6 +63,24 @@ func startBackend(t *testing.T, name string) int32 {
 	return int32(ln.Addr().(*net.TCPAddr).Port)
 }
 
+// accessLogHas waits up to 5 s until the access log holds every one of
+// subs: a request's line is written at its end (an upgraded connection's
+// when it closes), which can be just after the client saw its answer.
+func (e *env) accessLogHas(subs ...string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		log, all := e.access.String(), true
+		for _, s := range subs {
+			all = all && strings.Contains(log, s)
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // doOK sends req and reads the whole answer: an error unless it is a 200.
 func doOK(c *http.Client, req *http.Request) error {
 	resp, err := c.Do(req)

@@ -113,7 +113,7 @@ func TestWebSocket(t *testing.T) {
 			}
 		})
 	}
-	if !strings.Contains(e.access.String(), `"status":101`) {
+	if !e.accessLogHas(`"status":101`) {
 		t.Errorf("access log without the 101: %s", e.access.String())
 	}
 }
@@ -207,7 +207,7 @@ func grpcHealthChecks(t *testing.T, e *env, hs *health.Server, addr, authority s
 	if err != nil || second.Status != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("Watch after the change: %v, %v (the proxy must stream, not buffer)", second, err)
 	}
-	if !strings.Contains(e.access.String(), `"protocol":"HTTP/2.0"`) || !strings.Contains(e.access.String(), `"service":"cart"`) {
+	if !e.accessLogHas(`"protocol":"HTTP/2.0"`, `"service":"cart"`) {
 		t.Errorf("access log without the HTTP/2 gRPC requests: %s", e.access.String())
 	}
 }

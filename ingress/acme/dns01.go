@@ -36,6 +36,11 @@ type DNS01 struct {
 	// with the server (default 10 s).
 	TTL     uint32
 	Timeout time.Duration
+	// PropagationWait is how long to wait after the primary answers the
+	// record before the directory is asked to validate: the time the
+	// zone's secondaries take to follow (NOTIFY and IXFR), since the
+	// directory may ask any of them. 0: the primary is the only server.
+	PropagationWait time.Duration
 }
 
 // tsigAlgorithms are the HMACs miekg/dns signs with, by the names BIND
@@ -91,6 +96,9 @@ func (d *DNS01) Check() error {
 			return &FieldError{"TSIGAlgorithm", fmt.Sprintf("%q: want one of hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512", d.TSIGAlgorithm)}
 		}
 		d.TSIGAlgorithm = a
+	}
+	if d.PropagationWait < 0 {
+		return &FieldError{"PropagationWait", "negative"}
 	}
 	if d.TTL == 0 {
 		d.TTL = 60
@@ -191,8 +199,18 @@ func (d *DNS01) Present(ctx context.Context, domain, value string) (cleanup func
 	if err == nil && !hasTXT(r, value) {
 		err = fmt.Errorf("TXT query for %s at %s: the record just added is not answered", name, d.Server)
 	}
+	if err == nil && d.PropagationWait > 0 {
+		select {
+		case <-time.After(d.PropagationWait):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
 	if err != nil {
-		cleanup(ctx)
+		// ctx may be what ended: the record goes within a time of its own.
+		cctx, cancel := context.WithTimeout(context.Background(), d.Timeout)
+		defer cancel()
+		cleanup(cctx)
 		return nil, err
 	}
 	return cleanup, nil

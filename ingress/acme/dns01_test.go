@@ -62,6 +62,30 @@ func TestDNS01WithBIND(t *testing.T) {
 		})
 	}
 
+	t.Run("propagation wait", func(t *testing.T) {
+		w := *d
+		w.PropagationWait = 150 * time.Millisecond
+		start := time.Now()
+		cleanup, err := w.Present(ctx, "wait.example.test", "v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited < w.PropagationWait {
+			t.Errorf("Present returned after %v, before the propagation wait of %v", waited, w.PropagationWait)
+		}
+		cleanup(ctx)
+		// An order that ends during the wait takes its record with it.
+		w.PropagationWait = time.Minute
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if _, err := w.Present(short, "wait.example.test", "v"); err == nil {
+			t.Fatal("Present outlived its context")
+		}
+		if got := b.TXT(t, "_acme-challenge.wait.example.test"); len(got) != 0 {
+			t.Fatalf("record left after the context ended: %q", got)
+		}
+	})
+
 	refusals := []struct {
 		name    string
 		d       DNS01

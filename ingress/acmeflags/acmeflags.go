@@ -31,6 +31,7 @@ type Options struct {
 	// found by SOA), the TSIG key's name, algorithm and the file holding
 	// its base64 secret.
 	DNS01Server, DNS01Zone, TSIGKey, TSIGAlgorithm, TSIGSecretFile string
+	DNS01Wait                                                      time.Duration
 }
 
 // Add adds --acme-directory, --acme-email, --acme-state-dir and
@@ -47,6 +48,7 @@ func Add(f *pflag.FlagSet, o *Options, httpFlag, stateDefault string) {
 	f.StringVar(&o.TSIGKey, "acme-dns01-tsig-key", "", "name of the TSIG key that signs the DNS-01 updates (none: unsigned)")
 	f.StringVar(&o.TSIGAlgorithm, "acme-dns01-tsig-algorithm", "hmac-sha256", "the TSIG key's algorithm: hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1")
 	f.StringVar(&o.TSIGSecretFile, "acme-dns01-tsig-secret-file", "", "file holding the TSIG key's secret, base64 (as in BIND's key statement)")
+	f.DurationVar(&o.DNS01Wait, "acme-dns01-propagation-wait", 0, "wait this long after the primary answers a DNS-01 record before validation, for the zone's secondaries to follow")
 }
 
 // Config is the ingress controller's ACME configuration of the flags
@@ -97,12 +99,15 @@ func (o Options) dns01(ac *acme.Config) error {
 				return fmt.Errorf("%s needs --acme-dns01-server", f.name)
 			}
 		}
+		if o.DNS01Wait != 0 {
+			return fmt.Errorf("--acme-dns01-propagation-wait needs --acme-dns01-server")
+		}
 		return nil
 	}
 	if (o.TSIGKey == "") != (o.TSIGSecretFile == "") {
 		return fmt.Errorf("--acme-dns01-tsig-key and --acme-dns01-tsig-secret-file go together")
 	}
-	d := &acme.DNS01{Server: o.DNS01Server, Zone: o.DNS01Zone, TSIGKey: o.TSIGKey, TSIGAlgorithm: o.TSIGAlgorithm}
+	d := &acme.DNS01{Server: o.DNS01Server, Zone: o.DNS01Zone, TSIGKey: o.TSIGKey, TSIGAlgorithm: o.TSIGAlgorithm, PropagationWait: o.DNS01Wait}
 	if o.TSIGSecretFile != "" {
 		b, err := os.ReadFile(o.TSIGSecretFile)
 		if err != nil {
@@ -116,7 +121,7 @@ func (o Options) dns01(ac *acme.Config) error {
 			return err
 		}
 		flag := map[string]string{"Server": "--acme-dns01-server", "Zone": "--acme-dns01-zone", "TSIGKey": "--acme-dns01-tsig-key",
-			"TSIGSecret": "--acme-dns01-tsig-secret-file " + o.TSIGSecretFile, "TSIGAlgorithm": "--acme-dns01-tsig-algorithm"}[fe.Field]
+			"TSIGSecret": "--acme-dns01-tsig-secret-file " + o.TSIGSecretFile, "TSIGAlgorithm": "--acme-dns01-tsig-algorithm", "PropagationWait": "--acme-dns01-propagation-wait"}[fe.Field]
 		return fmt.Errorf("%s: %s", flag, fe.Reason)
 	}
 	ac.DNS01 = d

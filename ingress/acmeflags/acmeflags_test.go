@@ -65,8 +65,10 @@ func TestConfig(t *testing.T) {
 		{name: "DNS-01 secret file missing", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k", "--acme-dns01-tsig-secret-file", filepath.Join(dir, "missing")}, wantErr: "--acme-dns01-tsig-secret-file: open"},
 		{name: "DNS-01 secret not base64", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k", "--acme-dns01-tsig-secret-file", junk}, wantErr: "--acme-dns01-tsig-secret-file " + junk + ": not base64"},
 		{name: "DNS-01 bad algorithm", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-tsig-key", "k", "--acme-dns01-tsig-secret-file", secretFile, "--acme-dns01-tsig-algorithm", "md5"}, wantErr: `--acme-dns01-tsig-algorithm: "md5": want one of`},
-		{name: "DNS-01", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "127.0.0.1:5353", "--acme-dns01-zone", "example.test", "--acme-dns01-tsig-key", "acme", "--acme-dns01-tsig-secret-file", secretFile},
-			wantDir: srv.URL, wantDNS: &acme.DNS01{Server: "127.0.0.1:5353", Zone: "example.test.", TSIGKey: "acme.", TSIGSecret: "c2VjcmV0", TSIGAlgorithm: "hmac-sha256.", TTL: 60, Timeout: 10 * time.Second}},
+		{name: "DNS-01 wait without server", args: []string{"--acme-directory", srv.URL, "--acme-dns01-propagation-wait", "30s"}, wantErr: "--acme-dns01-propagation-wait needs --acme-dns01-server"},
+		{name: "DNS-01 negative wait", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "ns.example.test", "--acme-dns01-propagation-wait", "-1s"}, wantErr: "--acme-dns01-propagation-wait: negative"},
+		{name: "DNS-01", args: []string{"--acme-directory", srv.URL, "--acme-dns01-server", "127.0.0.1:5353", "--acme-dns01-zone", "example.test", "--acme-dns01-tsig-key", "acme", "--acme-dns01-tsig-secret-file", secretFile, "--acme-dns01-propagation-wait", "20s"},
+			wantDir: srv.URL, wantDNS: &acme.DNS01{Server: "127.0.0.1:5353", Zone: "example.test.", TSIGKey: "acme.", TSIGSecret: "c2VjcmV0", TSIGAlgorithm: "hmac-sha256.", TTL: 60, Timeout: 10 * time.Second, PropagationWait: 20 * time.Second}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
