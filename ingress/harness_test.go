@@ -43,7 +43,7 @@ type echo struct {
 
 // startBackend starts a named echo backend on loopback and returns its
 // port.
-func startBackend(t *testing.T, name string) int32 {
+func startBackend(t testing.TB, name string) int32 {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +97,7 @@ func doOK(c *http.Client, req *http.Request) error {
 
 // env is a store, a running controller and its addresses.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  *cluster.Store
 	c      *Controller
 	reg    *prometheus.Registry
@@ -124,7 +124,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newStore(t *testing.T) *cluster.Store {
+func newStore(t testing.TB) *cluster.Store {
 	s := cluster.NewStore()
 	s.Use(admission.Default, admission.Validate)
 	for _, ns := range []string{"default", "shop", "other"} {
@@ -135,7 +135,7 @@ func newStore(t *testing.T) *cluster.Store {
 	return s
 }
 
-func startController(t *testing.T, s *cluster.Store, tweak func(*Config)) *env {
+func startController(t testing.TB, s *cluster.Store, tweak func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, store: s, reg: prometheus.NewRegistry(), access: &syncBuffer{}}
 	cfg := Config{

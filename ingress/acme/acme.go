@@ -592,10 +592,7 @@ func (m *Manager) authorize(ctx context.Context, cl *acme.Client, url string) er
 	if z.Status == acme.StatusValid {
 		return nil
 	}
-	typ := "http-01"
-	if m.cfg.DNS01 != nil {
-		typ = "dns-01"
-	}
+	typ := m.Challenge()
 	var chal *acme.Challenge
 	for _, c := range z.Challenges {
 		if c.Type == typ {
@@ -615,10 +612,7 @@ func (m *Manager) authorize(ctx context.Context, cl *acme.Client, url string) er
 			return fmt.Errorf("dns-01 for %s: %w", z.Identifier.Value, err)
 		}
 		defer func() {
-			// The record goes even when the order's context has ended.
-			cctx, cancel := context.WithTimeout(context.Background(), m.cfg.DNS01.Timeout)
-			defer cancel()
-			if err := cleanup(cctx); err != nil {
+			if err := cleanup(); err != nil {
 				m.log.Warn("dns-01 record not removed", "domain", z.Identifier.Value, "err", err)
 			}
 		}()

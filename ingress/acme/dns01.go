@@ -169,9 +169,10 @@ func (d *DNS01) zoneOf(ctx context.Context, name string) (string, error) {
 }
 
 // Present adds the TXT record value at ChallengeName(domain) and returns
-// the function that removes exactly that record again. It returns once
-// the server answers the record.
-func (d *DNS01) Present(ctx context.Context, domain, value string) (cleanup func(context.Context) error, err error) {
+// the function that removes exactly that record again (within Timeout of
+// its own, whatever became of ctx). It returns once the server answers
+// the record and PropagationWait has passed.
+func (d *DNS01) Present(ctx context.Context, domain, value string) (cleanup func() error, err error) {
 	name := ChallengeName(domain)
 	zone, err := d.zoneOf(ctx, name)
 	if err != nil {
@@ -184,7 +185,9 @@ func (d *DNS01) Present(ctx context.Context, domain, value string) (cleanup func
 	if _, err := d.exchange(ctx, add, "update of zone "+zone+" adding "+name+" TXT"); err != nil {
 		return nil, err
 	}
-	cleanup = func(ctx context.Context) error {
+	cleanup = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), d.Timeout)
+		defer cancel()
 		del := new(dns.Msg)
 		del.SetUpdate(zone)
 		del.Remove([]dns.RR{rr})
@@ -207,10 +210,7 @@ func (d *DNS01) Present(ctx context.Context, domain, value string) (cleanup func
 		}
 	}
 	if err != nil {
-		// ctx may be what ended: the record goes within a time of its own.
-		cctx, cancel := context.WithTimeout(context.Background(), d.Timeout)
-		defer cancel()
-		cleanup(cctx)
+		cleanup()
 		return nil, err
 	}
 	return cleanup, nil

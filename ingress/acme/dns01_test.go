@@ -47,13 +47,13 @@ func TestDNS01WithBIND(t *testing.T) {
 			if got := b.TXT(t, tc.name); len(got) != 2 {
 				t.Fatalf("TXT %s = %q, want both values", tc.name, got)
 			}
-			if err := cleanup(ctx); err != nil {
+			if err := cleanup(); err != nil {
 				t.Fatal(err)
 			}
 			if got := b.TXT(t, tc.name); len(got) != 1 || got[0] != "value-two" {
 				t.Fatalf("after the first cleanup TXT %s = %q, want only value-two", tc.name, got)
 			}
-			if err := cleanup2(ctx); err != nil {
+			if err := cleanup2(); err != nil {
 				t.Fatal(err)
 			}
 			if got := b.TXT(t, tc.name); len(got) != 0 {
@@ -73,7 +73,7 @@ func TestDNS01WithBIND(t *testing.T) {
 		if waited := time.Since(start); waited < w.PropagationWait {
 			t.Errorf("Present returned after %v, before the propagation wait of %v", waited, w.PropagationWait)
 		}
-		cleanup(ctx)
+		cleanup()
 		// An order that ends during the wait takes its record with it.
 		w.PropagationWait = time.Minute
 		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
