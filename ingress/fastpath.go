@@ -132,6 +132,7 @@ type fastConn struct {
 	obsSnap *snapshot
 	obsK    obsKey
 	obsE    *obsEntry
+	access  accessInfo // the access log's copy of the request's fields
 }
 
 var fastConnPool sync.Pool
@@ -208,7 +209,7 @@ func (s *fastServer) serveConn(conn net.Conn, st *tls.ConnectionState) {
 	}
 	conn.Close()
 	fc.s, fc.conn, fc.tls = nil, nil, nil
-	fc.obsSnap, fc.obsE = nil, nil
+	fc.obsSnap, fc.obsE, fc.access = nil, nil, accessInfo{}
 	fc.br.Reset(nil)
 	fc.bw.Reset(nil)
 	fastConnPool.Put(fc)
@@ -421,7 +422,8 @@ func (fc *fastConn) serve(n int) (keep, ok bool) {
 	}
 	var access *accessInfo
 	if c.cfg.AccessLog != nil {
-		access = &accessInfo{host: string(rawHost), path: string(rawPath), requestID: string(fc.reqID)}
+		fc.access = accessInfo{host: string(rawHost), path: string(rawPath), requestID: string(fc.reqID)}
+		access = &fc.access
 	}
 	method := http.MethodGet
 	if r.head {
@@ -870,8 +872,9 @@ type obsKey struct {
 }
 
 type obsEntry struct {
-	count prometheus.Counter
-	dur   prometheus.Observer
+	count   prometheus.Counter
+	dur     prometheus.Observer
+	ingress string // "namespace/name", for the access log
 }
 
 // observeFast is observe for the fast path.
@@ -888,8 +891,9 @@ func (c *Controller) observeFast(snap *snapshot, route *routing.Route, method st
 		code := strconv.Itoa(status)
 		ns, ing := route.Ingress.Namespace, route.Ingress.Name
 		e = &obsEntry{
-			count: c.metrics.requests.WithLabelValues(ns, ing, route.Host, route.Path, svc, method, code),
-			dur:   c.metrics.duration.WithLabelValues(ns, ing, route.Host, route.Path, svc, method, code),
+			count:   c.metrics.requests.WithLabelValues(ns, ing, route.Host, route.Path, svc, method, code),
+			dur:     c.metrics.duration.WithLabelValues(ns, ing, route.Host, route.Path, svc, method, code),
+			ingress: ns + "/" + ing,
 		}
 		snap.obs.Store(k, e)
 	}
@@ -910,7 +914,7 @@ func (c *Controller) observeFast(snap *snapshot, route *routing.Route, method st
 		slog.Float64("duration", d.Seconds()),
 		slog.String("upstream", fc.rec.Addr),
 		slog.String("request_id", a.requestID),
-		slog.String("ingress", route.Ingress.Namespace+"/"+route.Ingress.Name),
+		slog.String("ingress", e.ingress),
 		slog.String("service", route.Backend.Service),
 	)
 }
