@@ -1,13 +1,21 @@
 package plugin
 
+import "strings"
+
 // LongestZone returns the longest of zones that qname is in (both lower
 // case and fully qualified), or "". It is Zones.Matches without the
 // allocation of dns.IsSubDomain's label split: the query path of acl,
 // file and hosts.
-func LongestZone(zones []string, qname string) string {
+func LongestZone(zones []string, qname string) string { return longestZone(zones, qname, false) }
+
+// LongestZoneFold is LongestZone for a qname of any case (the zones lower
+// case): the cache's, which keys on the question as asked.
+func LongestZoneFold(zones []string, qname string) string { return longestZone(zones, qname, true) }
+
+func longestZone(zones []string, qname string, fold bool) string {
 	best := ""
 	for _, z := range zones {
-		if len(z) > len(best) && InZone(z, qname) {
+		if len(z) > len(best) && inZone(z, qname, fold) {
 			best = z
 		}
 	}
@@ -16,11 +24,16 @@ func LongestZone(zones []string, qname string) string {
 
 // InZone tells whether name equals zone or is below it, label-wise (both
 // lower case and fully qualified; an escaped dot does not end a label).
-func InZone(zone, name string) bool {
+func InZone(zone, name string) bool { return inZone(zone, name, false) }
+
+func inZone(zone, name string, fold bool) bool {
 	if zone == "." {
 		return true
 	}
-	if len(name) < len(zone) || name[len(name)-len(zone):] != zone {
+	if len(name) < len(zone) {
+		return false
+	}
+	if tail := name[len(name)-len(zone):]; tail != zone && !(fold && strings.EqualFold(tail, zone)) {
 		return false
 	}
 	if len(name) == len(zone) {

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -18,8 +19,13 @@ func TestLongestZone(t *testing.T) {
 	}
 	for _, zs := range zones {
 		for _, n := range names {
-			if got, want := LongestZone(zs, n), Zones(zs).Matches(n); got != want {
+			want := Zones(zs).Matches(n)
+			if got := LongestZone(zs, n); got != want {
 				t.Errorf("LongestZone(%q, %q) = %q, Zones.Matches = %q", zs, n, got, want)
+			}
+			// Questions as asked, in any case, match as their lower case.
+			if got := LongestZoneFold(zs, strings.ToUpper(n)); got != want {
+				t.Errorf("LongestZoneFold(%q, %q) = %q, want %q", zs, strings.ToUpper(n), got, want)
 			}
 		}
 	}

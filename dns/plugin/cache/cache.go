@@ -180,41 +180,6 @@ func hash(qname string, qtype uint16, do, cd bool) uint64 {
 	return maphash.Bytes(seed, buf[:n])
 }
 
-// isSubDomain tells whether name (any case, fully qualified) is zone
-// (lower case, fully qualified) or below it, without allocating.
-func isSubDomain(zone, name string) bool {
-	if zone == "." {
-		return true
-	}
-	if len(name) < len(zone) || !strings.EqualFold(name[len(name)-len(zone):], zone) {
-		return false
-	}
-	if len(name) == len(zone) {
-		return true
-	}
-	i := len(name) - len(zone) - 1
-	if name[i] != '.' {
-		return false
-	}
-	// the dot must not be escaped ("a\.example.org.")
-	bs := 0
-	for j := i - 1; j >= 0 && name[j] == '\\'; j-- {
-		bs++
-	}
-	return bs%2 == 0
-}
-
-// zonesMatch returns the longest zone of zones name is in, "" if none.
-func zonesMatch(zones []string, name string) string {
-	best := ""
-	for _, z := range zones {
-		if len(z) > len(best) && isSubDomain(z, name) {
-			best = z
-		}
-	}
-	return best
-}
-
 // store is CoreDNS's pkg/cache: 256 shards, each a map with a lock and a
 // capacity, evicting a random entry when full.
 type store struct {

@@ -40,7 +40,7 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
 	q := &r.Question[0]
-	if zonesMatch(c.Zones, q.Name) == "" {
+	if plugin.LongestZoneFold(c.Zones, q.Name) == "" {
 		return plugin.NextOrFailure(c.Name(), c.Next, ctx, w, r)
 	}
 	opt := r.IsEdns0()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/switchboard-dev/switchboard/dns/plugin"
 )
 
 // ResponseWriter caches what the next plugins write, as CoreDNS's
@@ -103,7 +105,7 @@ func (w *ResponseWriter) matches(res *dns.Msg) bool {
 func (w *ResponseWriter) set(m *dns.Msg, key uint64, mt responseType, duration time.Duration, now time.Time) {
 	switch mt {
 	case typeNoError, typeDelegation:
-		if zonesMatch(w.pexcept, m.Question[0].Name) != "" {
+		if plugin.LongestZoneFold(w.pexcept, m.Question[0].Name) != "" {
 			return
 		}
 		i := newItem(m, now, duration)
@@ -118,7 +120,7 @@ func (w *ResponseWriter) set(m *dns.Msg, key uint64, mt responseType, duration t
 			w.c.ncache.Remove(key)
 		}
 	case typeNameError, typeNoData, typeServerError:
-		if zonesMatch(w.nexcept, m.Question[0].Name) != "" {
+		if plugin.LongestZoneFold(w.nexcept, m.Question[0].Name) != "" {
 			return
 		}
 		i := newItem(m, now, duration)
